@@ -27,11 +27,15 @@ int buf_reserve(struct buf *b, size_t extra)
   size_t need = b->len + extra;
   if (need <= b->cap)
     return 0;
+  if (need == SIZE_MAX)                /* no room for the spare byte below */
+    return UV_ENOMEM;
   size_t cap = b->cap ? b->cap : 64;
   while (cap < need)
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   if (cap > b->max)
     cap = b->max;
+  if (cap == SIZE_MAX)
+    cap = need;
   uint8_t *p = realloc(b->p, cap + 1); /* +1: room for buf_steal_cstr's NUL */
   if (p == NULL)
     return UV_ENOMEM;
@@ -65,7 +69,7 @@ int buf_printf(struct buf *b, const char *fmt, ...)
   va_end(ap);
   if (n < 0)
     return UV_EINVAL;
-  int r = buf_reserve(b, (size_t)n + 1);
+  int r = buf_reserve(b, (size_t)n);   /* the NUL goes in the spare byte every allocation has */
   if (r)
     return r;
   va_start(ap, fmt);
