@@ -1,0 +1,180 @@
+/* engine-int.h -- internals shared by session.c, torrent.c and peer.c. */
+#ifndef PEER_ENGINE_INT_H_
+#define PEER_ENGINE_INT_H_
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/bitfield.h"
+#include "common/buf.h"
+#include "common/manifest.h"
+#include "common/util.h"
+#include "peer/picker.h"
+#include "peer/session.h"
+#include "peer/wire.h"
+
+/* Limits a remote peer cannot push past. */
+#define PEER_MAX_INCOMING_REQUESTS 256u   /* their queued requests; more closes the connection */
+#define PEER_MAX_READS_IN_FLIGHT 8u       /* disk reads for one peer at once */
+#define PEER_MAX_WRITE_QUEUE (1u << 20)   /* bytes queued to one socket before we stop reading disk */
+#define PEER_MIN_PIPELINE 8u              /* requests kept outstanding to one peer ... */
+#define PEER_MAX_PIPELINE 128u            /* ... growing with its rate up to this */
+#define PEER_MAX_UNREQUESTED 8u           /* unrequested blocks before we drop the peer */
+#define PEER_MAX_STRIKES 3u               /* pieces that failed their hash with its data */
+#define PEER_CONNECT_TIMEOUT_MS 10000u
+#define PEER_HANDSHAKE_TIMEOUT_MS 20000u
+#define PEER_IDLE_TIMEOUT_MS 120000u      /* nothing received at all */
+#define PEER_KEEPALIVE_MS 60000u
+#define PEER_SNUB_MS 20000u               /* requests outstanding, no block this long: re-request elsewhere */
+#define PEER_RBUF_INITIAL (64u * 1024)
+#define TORRENT_MAX_ADDRS 2000u           /* known peer addresses kept per torrent */
+#define TORRENT_MAX_HALF_OPEN 8u
+#define TORRENT_TICK_MS 1000u
+#define TORRENT_ACTIVE_BYTES (16u << 20)  /* memory for partly downloaded pieces */
+#define SESSION_MAX_PENDING 64u           /* incoming connections before their handshake */
+
+enum peer_state { PEER_CONNECTING, PEER_HANDSHAKE, PEER_ACTIVE, PEER_CLOSING };
+
+struct peer_req {
+  uint32_t piece, begin, length;
+  uint64_t sent_ms;
+};
+
+/* A known address of a peer: where to dial, how it went. */
+struct addr_entry {
+  struct sockaddr_storage addr;
+  uint64_t next_try_ms;
+  uint16_t fails;
+  bool connected;     /* a connection for this entry exists */
+  bool banned;
+  bool self;
+  bool manual;        /* given by hand: never forgotten */
+};
+
+struct peer {
+  struct peer *next, *prev;
+  struct session *session;
+  struct torrent *torrent;          /* NULL until an incoming handshake names one */
+  uv_tcp_t tcp;
+  uv_connect_t connect_req;
+  struct sockaddr_storage addr;
+  struct addr_entry *entry;         /* outgoing: the address entry dialled */
+  enum peer_state state;
+  bool outgoing;
+  bool tcp_open;                    /* tcp handle initialised (must be closed) */
+  bool got_bitfield_slot;           /* first message after the handshake not yet seen */
+  bool registered;                  /* counted in the picker, holds a picker id */
+  bool id_assigned;                 /* the handshake went through at some point */
+  uint8_t peer_id[20];
+  char name[64];                    /* "1.2.3.4:5678" for logs */
+  picker_peer_t id;
+
+  struct buf rbuf;
+
+  struct bitfield have;
+  uint32_t wanted;                  /* pieces it has that we lack */
+  bool seed;
+  bool am_choking, am_interested, peer_choking, peer_interested;
+  bool optimistic, snubbed;
+
+  struct peer_req *reqs;            /* our requests to it, in order sent */
+  unsigned nreqs, target_reqs;
+  struct peer_req *inq;             /* its requests to us, FIFO ring */
+  unsigned inq_head, inq_len;
+  unsigned reads_in_flight;
+  size_t write_queued;
+
+  uint64_t down_total, up_total;    /* payload bytes */
+  uint64_t down_tick, up_tick;      /* this tick */
+  uint64_t down_hist[5], up_hist[5];
+  uint64_t down_rate, up_rate;
+  uint64_t started_ms, last_recv_ms, last_send_ms, last_block_ms;
+  unsigned unrequested, strikes;
+};
+
+struct torrent {
+  struct torrent *next;
+  struct session *session;
+  struct manifest *m;
+  char *dir;
+  struct storage *storage;
+  struct picker *picker;
+  struct announce *announce;
+  struct bitfield have;
+  enum torrent_state state;
+  struct torrent_events ev;
+  void *ev_ctx;
+  bool skip_check;
+
+  struct peer *peers;               /* handshaken and connecting outgoing */
+  unsigned npeers, half_open;
+  uint8_t *id_used;                 /* 65536-bit map of picker peer ids */
+  uint16_t next_id;
+
+  struct addr_entry *addrs;
+  unsigned naddrs, addr_cursor;
+  bool rechoke;                     /* an unchoked peer left: rerun the choker */
+
+  uint8_t **pbuf;                   /* partly received pieces, by index */
+  unsigned writes_in_flight;
+  unsigned checks_done;
+
+  uv_timer_t tick;
+  unsigned ticks;
+  uint64_t downloaded, uploaded, wasted;
+  uint64_t down_tick, up_tick, down_hist[5], up_hist[5], down_rate, up_rate;
+
+  bool announced_complete;
+  void (*stopped_cb)(void *ctx);
+  void *stopped_ctx;
+  unsigned stop_pending;            /* things still to finish before stopped_cb */
+};
+
+struct session {
+  uv_loop_t *loop;
+  struct session_config cfg;
+  uv_tcp_t listener;
+  bool listening;
+  uint16_t port;
+  uint8_t peer_id[20];
+  struct http_client *http;
+  struct torrent *torrents;
+  struct peer *pending;             /* incoming, before the handshake */
+  unsigned npending;
+  bool closing;
+  unsigned close_pending, stopping_torrents;
+  void (*closed_cb)(void *ctx);
+  void *closed_ctx;
+};
+
+/* peer.c */
+struct peer *peer__new(struct session *s, struct torrent *t, const struct sockaddr *sa, bool outgoing);
+int peer__connect(struct peer *p);              /* outgoing: dial; the handshake follows */
+int peer__accept(struct peer *p, uv_stream_t *server);
+void peer__close(struct peer *p, const char *why); /* idempotent; frees when the last user is gone */
+void peer__send(struct peer *p, const void *data, size_t len);
+/* A write whose buffer the caller fills: new gives the request and its data
+ * area (len bytes); send queues it (and frees it when written or failed). */
+void *peer__wreq_new(size_t len, uint8_t **data);
+void peer__wreq_send(struct peer *p, void *wreq);
+void peer__maybe_free(struct peer *p);           /* after a disk read on a closing peer returned */
+void peer__send_handshake(struct peer *p);
+void peer__tick(struct peer *p, uint64_t now);
+uint64_t engine__now(const struct session *s);
+
+/* torrent.c: called by peer.c */
+int torrent__attach_incoming(struct session *s, struct peer *p, const struct wire_handshake *h);
+int torrent__handshake_done(struct torrent *t, struct peer *p, const struct wire_handshake *h);
+int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg *m);
+void torrent__peer_gone(struct torrent *t, struct peer *p);
+void torrent__serve(struct torrent *t, struct peer *p);
+int torrent__new(struct session *s, struct manifest *m, const struct torrent_opts *opts,
+                 const struct torrent_events *ev, void *ctx, struct torrent **out);
+void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx);  /* then torrent__free */
+void torrent__free(struct torrent *t);
+
+/* session.c */
+void session__peer_unpend(struct session *s, struct peer *p);
+
+#endif

@@ -1,0 +1,711 @@
+/* main.c -- the `shoal` command: create, info, seed, get. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/compact.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "common/log.h"
+#include "common/manifest.h"
+#include "common/util.h"
+#include "peer/create.h"
+#include "peer/session.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+#define MAX_MANUAL_PEERS 64
+#define MAX_ANNOUNCE_URLS 32
+
+static const char usage_text[] =
+  "usage: shoal <command> [options]\n"
+  "\n"
+  "  shoal create PATH -o FILE.torrent [--announce URL]... [--piece-size N] [--private] [--comment TEXT]\n"
+  "      write a BitTorrent metainfo file for a file or a folder\n"
+  "  shoal info FILE.torrent [--json]\n"
+  "      show what a .torrent describes\n"
+  "  shoal seed PATH [FILE.torrent] [--announce URL]... [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
+  "      share PATH (with its .torrent, or one is created next to it) until interrupted\n"
+  "  shoal get FILE.torrent [-o DIR] [--seed] [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
+  "      download into DIR (default .), checking what is already there; exit 0 when complete\n"
+  "\n"
+  "common options: -q (quiet), -v (verbose, twice for debug), -h (help)\n"
+  "  --port N         listening port (default 6881, or the next free one up to 6890, then any)\n"
+  "  --bind ADDR      listening address (default 0.0.0.0)\n"
+  "  --peer HOST:PORT connect to this peer directly (repeatable; numeric address)\n"
+  "  --max-peers N    connections per torrent (default 50)\n"
+  "  --upload-slots N peers uploaded to at once (default 4)\n";
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die_usage(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("shoal: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs("\n(see 'shoal --help')\n", stderr);
+  va_end(ap);
+  exit(EXIT_USAGE);
+}
+
+static void human_size(uint64_t n, char *out, size_t len)
+{
+  static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+  double v = (double)n;
+  unsigned u = 0;
+  while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+    v /= 1024;
+    u++;
+  }
+  if (u == 0)
+    snprintf(out, len, "%" PRIu64 " B", n);
+  else
+    snprintf(out, len, "%.1f %s", v, units[u]);
+}
+
+static void human_time(uint64_t s, char *out, size_t len)
+{
+  if (s >= 86400 * 100)
+    snprintf(out, len, "--");
+  else if (s >= 3600)
+    snprintf(out, len, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600, s / 60 % 60, s % 60);
+  else
+    snprintf(out, len, "%" PRIu64 ":%02" PRIu64, s / 60, s % 60);
+}
+
+/* "16K", "1M", "262144" -> bytes; 0 on error. */
+static uint64_t parse_size(const char *s)
+{
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *s == '-')
+    return 0;
+  uint64_t mul = 1;
+  if (*end == 'k' || *end == 'K')
+    mul = 1024, end++;
+  else if (*end == 'm' || *end == 'M')
+    mul = 1024 * 1024, end++;
+  if (*end == 'i' || *end == 'I')
+    end++;
+  if (*end == 'b' || *end == 'B')
+    end++;
+  if (*end != '\0' || v > UINT64_MAX / mul)
+    return 0;
+  return v * mul;
+}
+
+static unsigned parse_uint(const char *s, unsigned max, const char *what)
+{
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || end == s || *end || *s == '-' || v > max)
+    die_usage("%s must be a number from 0 to %u, not '%s'", what, max, s);
+  return (unsigned)v;
+}
+
+/* ---- shared options ---- */
+
+struct opts {
+  const char *out;
+  const char *bind;
+  unsigned port;
+  unsigned max_peers, upload_slots;
+  bool seed_after;
+  bool json;
+  bool private_;
+  const char *comment;
+  uint64_t piece_size;
+  const char *announce[MAX_ANNOUNCE_URLS];
+  unsigned nannounce;
+  struct sockaddr_storage peers[MAX_MANUAL_PEERS];
+  unsigned npeers;
+  int verbosity;
+  const char *args[2];
+  int nargs;
+};
+
+enum { OPT_PEER = 1000, OPT_PORT, OPT_BIND, OPT_SEED, OPT_JSON, OPT_ANNOUNCE, OPT_PIECE, OPT_PRIVATE,
+       OPT_COMMENT, OPT_MAXPEERS, OPT_SLOTS };
+
+static void parse_opts(int argc, char **argv, struct opts *o, const char *allowed)
+{
+  static const struct option longs[] = {
+    { "output", required_argument, NULL, 'o' }, { "peer", required_argument, NULL, OPT_PEER },
+    { "port", required_argument, NULL, OPT_PORT }, { "bind", required_argument, NULL, OPT_BIND },
+    { "seed", no_argument, NULL, OPT_SEED }, { "json", no_argument, NULL, OPT_JSON },
+    { "announce", required_argument, NULL, OPT_ANNOUNCE }, { "piece-size", required_argument, NULL, OPT_PIECE },
+    { "private", no_argument, NULL, OPT_PRIVATE }, { "comment", required_argument, NULL, OPT_COMMENT },
+    { "max-peers", required_argument, NULL, OPT_MAXPEERS }, { "upload-slots", required_argument, NULL, OPT_SLOTS },
+    { "quiet", no_argument, NULL, 'q' }, { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *cmd = argv[0];
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "o:qvh", longs, NULL)) != -1) {
+    const char *name = NULL;
+    for (const struct option *l = longs; l->name; l++)
+      if (l->val == c)
+        name = l->name;
+    if (c != '?' && c != 'h' && c != 'q' && c != 'v' && !strstr(allowed, name ? name : ""))
+      die_usage("%s does not take --%s", cmd, name);
+    switch (c) {
+    case 'o': o->out = optarg; break;
+    case 'q': o->verbosity--; break;
+    case 'v': o->verbosity++; break;
+    case 'h': fputs(usage_text, stdout); exit(0);
+    case OPT_PEER:
+      if (o->npeers >= MAX_MANUAL_PEERS)
+        die_usage("at most %d --peer options", MAX_MANUAL_PEERS);
+      if (compact_addr_parse(optarg, &o->peers[o->npeers]) < 0)
+        die_usage("--peer wants a numeric HOST:PORT such as 127.0.0.1:6881 or [::1]:6881, not '%s'", optarg);
+      o->npeers++;
+      break;
+    case OPT_PORT: o->port = parse_uint(optarg, 65535, "--port"); break;
+    case OPT_BIND: o->bind = optarg; break;
+    case OPT_SEED: o->seed_after = true; break;
+    case OPT_JSON: o->json = true; break;
+    case OPT_ANNOUNCE:
+      if (o->nannounce >= MAX_ANNOUNCE_URLS)
+        die_usage("at most %d --announce options", MAX_ANNOUNCE_URLS);
+      o->announce[o->nannounce++] = optarg;
+      break;
+    case OPT_PIECE:
+      o->piece_size = parse_size(optarg);
+      if (o->piece_size < MANIFEST_MIN_PIECE_LEN || o->piece_size > MANIFEST_MAX_PIECE_LEN ||
+          (o->piece_size & (o->piece_size - 1)))
+        die_usage("--piece-size must be a power of two from 16K to 16M, not '%s'", optarg);
+      break;
+    case OPT_PRIVATE: o->private_ = true; break;
+    case OPT_COMMENT: o->comment = optarg; break;
+    case OPT_MAXPEERS: o->max_peers = parse_uint(optarg, 10000, "--max-peers"); break;
+    case OPT_SLOTS: o->upload_slots = parse_uint(optarg, 1000, "--upload-slots"); break;
+    default: die_usage("bad option");
+    }
+  }
+  for (int i = optind; i < argc; i++) {
+    if (o->nargs >= 2)
+      die_usage("%s: too many arguments", cmd);
+    o->args[o->nargs++] = argv[i];
+  }
+  log_level = LOG_LEVEL_WARN + o->verbosity;
+  if (log_level < LOG_LEVEL_ERROR)
+    log_level = LOG_LEVEL_ERROR;
+}
+
+/* ---- info ---- */
+
+static int load_manifest_or_die(const char *path, struct manifest **m)
+{
+  char err[SHOAL_ERRLEN];
+  int r = manifest_load(path, m, err, sizeof err);
+  if (r < 0) {
+    fprintf(stderr, "shoal: %s: %s\n", path, err);
+    return EXIT_USAGE;
+  }
+  return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+  struct opts o = { 0 };
+  parse_opts(argc, argv, &o, "json");
+  if (o.nargs != 1)
+    die_usage("info takes one .torrent file");
+  struct manifest *m;
+  int r = load_manifest_or_die(o.args[0], &m);
+  if (r)
+    return r;
+  char hex[41];
+  hash_hex(m->infohash, 20, hex);
+  if (o.json) {
+    json_t *j = json_object();
+    json_object_set_new(j, "name", json_string(m->name));
+    json_object_set_new(j, "infohash", json_string(hex));
+    json_object_set_new(j, "total_size", json_integer((json_int_t)m->total_length));
+    json_object_set_new(j, "piece_size", json_integer(m->piece_length));
+    json_object_set_new(j, "pieces", json_integer(m->num_pieces));
+    json_object_set_new(j, "private", json_boolean(m->private_));
+    json_object_set_new(j, "multi_file", json_boolean(m->multi_file));
+    json_t *files = json_array();
+    for (uint32_t i = 0; i < m->num_files; i++) {
+      json_t *f = json_object();
+      json_object_set_new(f, "path", json_string(m->files[i].path));
+      json_object_set_new(f, "size", json_integer((json_int_t)m->files[i].length));
+      json_array_append_new(files, f);
+    }
+    json_object_set_new(j, "files", files);
+    json_t *tiers = json_array();
+    for (uint32_t i = 0; i < m->num_tiers; i++) {
+      json_t *tier = json_array();
+      for (uint32_t k = 0; k < m->tiers[i].count; k++)
+        json_array_append_new(tier, json_string(m->tiers[i].urls[k]));
+      json_array_append_new(tiers, tier);
+    }
+    json_object_set_new(j, "trackers", tiers);
+    json_object_set_new(j, "comment", m->comment ? json_string(m->comment) : json_null());
+    json_object_set_new(j, "created_by", m->created_by ? json_string(m->created_by) : json_null());
+    json_object_set_new(j, "creation_date", m->creation_date ? json_integer(m->creation_date) : json_null());
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+      puts(s);
+    free(s);
+    json_decref(j);
+  } else {
+    char size[32], psize[32];
+    human_size(m->total_length, size, sizeof size);
+    human_size(m->piece_length, psize, sizeof psize);
+    printf("name:       %s\n", m->name);
+    printf("infohash:   %s\n", hex);
+    printf("size:       %s (%" PRIu64 " bytes)\n", size, m->total_length);
+    printf("pieces:     %u x %s\n", m->num_pieces, psize);
+    printf("private:    %s\n", m->private_ ? "yes" : "no");
+    for (uint32_t i = 0; i < m->num_tiers; i++)
+      for (uint32_t k = 0; k < m->tiers[i].count; k++)
+        printf("tracker:    [tier %u] %s\n", i, m->tiers[i].urls[k]);
+    if (m->comment)
+      printf("comment:    %s\n", m->comment);
+    if (m->created_by)
+      printf("created by: %s\n", m->created_by);
+    if (m->creation_date) {
+      time_t when = (time_t)m->creation_date;
+      struct tm tm;
+      char date[64];
+      if (gmtime_r(&when, &tm) && strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        printf("created:    %s\n", date);
+    }
+    printf("files:      %u\n", m->num_files);
+    for (uint32_t i = 0; i < m->num_files; i++) {
+      if (m->files[i].attr & MANIFEST_ATTR_PAD)
+        continue;
+      human_size(m->files[i].length, size, sizeof size);
+      printf("  %4u  %10s  %s\n", i, size, m->files[i].path);
+    }
+  }
+  manifest_free(m);
+  return 0;
+}
+
+/* ---- create ---- */
+
+struct create_run {
+  int status;
+  struct manifest *m;
+  char err[SHOAL_ERRLEN];
+  bool show_progress;
+};
+
+static void create_progress(void *ctx, uint32_t done, uint32_t total)
+{
+  struct create_run *cr = ctx;
+  if (cr->show_progress && total)
+    fprintf(stderr, "\rhashing: %3u%% (%u/%u pieces)", (unsigned)((uint64_t)done * 100 / total), done, total);
+}
+
+static void create_done(void *ctx, int status, struct manifest *m, const char *err)
+{
+  struct create_run *cr = ctx;
+  cr->status = status;
+  cr->m = m;
+  if (err)
+    snprintf(cr->err, sizeof cr->err, "%s", err);
+}
+
+/* Hashes PATH on the threadpool (the loop runs nothing else meanwhile). */
+static int run_create(const struct opts *o, const char *path, struct manifest **out)
+{
+  struct manifest_tier tier = { (char **)o->announce, o->nannounce };
+  struct create_opts co = {
+    .path = path,
+    .piece_length = (uint32_t)o->piece_size,
+    .tiers = o->nannounce ? &tier : NULL,
+    .num_tiers = o->nannounce ? 1 : 0,
+    .private_ = o->private_,
+    .comment = o->comment,
+    .created_by = "shoal/0.1",
+    .creation_date = (int64_t)time(NULL),
+  };
+  struct create_run cr = { .status = 1, .show_progress = isatty(2) && o->verbosity >= 0 };
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int r = create_start(&loop, &co, create_progress, create_done, &cr);
+  if (r == 0)
+    uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  if (cr.show_progress)
+    fputs("\r\033[K", stderr);
+  if (r < 0) {
+    fprintf(stderr, "shoal: %s: %s\n", path, shoal_strerror(r));
+    return r == UV_ENOENT || r == UV_EINVAL || r == SHOAL_EPATH ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+  if (cr.status < 0) {
+    fprintf(stderr, "shoal: %s: %s\n", path, cr.err[0] ? cr.err : shoal_strerror(cr.status));
+    return cr.status == UV_ENOENT || cr.status == SHOAL_EPATH ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+  *out = cr.m;
+  return 0;
+}
+
+/* Writes the .torrent atomically: a temporary name, fsync, rename. */
+static int write_torrent(struct manifest *m, const char *path)
+{
+  struct buf b;
+  buf_init(&b, MANIFEST_MAX_FILE_SIZE);
+  int r = manifest_encode(m, &b);
+  if (r < 0) {
+    fprintf(stderr, "shoal: cannot encode the torrent: %s\n", shoal_strerror(r));
+    buf_free(&b);
+    return EXIT_RUNTIME;
+  }
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  size_t off = 0;
+  while (ok && off < b.len) {
+    ssize_t n = write(fd, b.p + off, b.len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    ok = n > 0;
+    off += n > 0 ? (size_t)n : 0;
+  }
+  int saved = errno;
+  ok = ok && fsync(fd) == 0;
+  if (fd >= 0 && close(fd) != 0)
+    ok = false;
+  if (ok && rename(tmp, path) != 0)
+    ok = false;
+  if (!ok) {
+    saved = errno ? errno : saved;
+    unlink(tmp);
+    fprintf(stderr, "shoal: cannot write %s: %s\n", path, strerror(saved));
+  }
+  buf_free(&b);
+  return ok ? 0 : EXIT_RUNTIME;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+  struct opts o = { 0 };
+  parse_opts(argc, argv, &o, "output announce piece-size private comment");
+  if (o.nargs != 1)
+    die_usage("create takes one PATH (a file or a folder)");
+  if (o.out == NULL)
+    die_usage("create needs -o FILE.torrent");
+  struct manifest *m;
+  int r = run_create(&o, o.args[0], &m);
+  if (r)
+    return r;
+  r = write_torrent(m, o.out);
+  if (r == 0) {
+    char hex[41];
+    hash_hex(m->infohash, 20, hex);
+    printf("torrent:  %s\ninfohash: %s\n", o.out, hex);
+  }
+  manifest_free(m);
+  return r;
+}
+
+/* ---- seed and get: a running session ---- */
+
+struct app {
+  uv_loop_t *loop;
+  struct session *session;
+  struct torrent *torrent;
+  uv_timer_t progress;
+  uv_signal_t sigint, sigterm;
+  int exit_code;
+  bool stopping;
+  bool seed_after;       /* get: keep seeding when complete */
+  bool tty;
+  int verbosity;
+  uint64_t started_ms, last_line_ms;
+  bool completed;
+};
+
+static void app_closed(void *ctx)
+{
+  struct app *a = ctx;
+  a->session = NULL;
+}
+
+static void app_stop(struct app *a, int code)
+{
+  if (a->stopping)
+    return;
+  a->stopping = true;
+  a->exit_code = code;
+  uv_timer_stop(&a->progress);
+  uv_close((uv_handle_t *)&a->progress, NULL);
+  uv_close((uv_handle_t *)&a->sigint, NULL);
+  uv_close((uv_handle_t *)&a->sigterm, NULL);
+  if (a->tty && a->verbosity >= 0)
+    fputs("\n", stderr);
+  session_close(a->session, app_closed, a);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+  struct app *a = h->data;
+  if (a->stopping)
+    return;
+  LOG_INFO("caught signal %d: stopping", signum);
+  app_stop(a, 0);
+}
+
+static void draw_progress(struct app *a, bool final)
+{
+  struct torrent_stats st;
+  torrent_get_stats(a->torrent, &st);
+  char have[32], total[32], down[32], up[32], eta[32] = "--";
+  human_size(st.have_bytes, have, sizeof have);
+  human_size(st.total_bytes, total, sizeof total);
+  human_size(st.down_rate, down, sizeof down);
+  human_size(st.up_rate, up, sizeof up);
+  double pct = st.total_bytes ? 100.0 * (double)st.have_bytes / (double)st.total_bytes : 100.0;
+  if (st.state == TORRENT_CHECKING)
+    pct = st.num_pieces ? 100.0 * st.checked_pieces / st.num_pieces : 0;
+  if (st.down_rate > 0 && st.total_bytes > st.have_bytes)
+    human_time((st.total_bytes - st.have_bytes) / st.down_rate, eta, sizeof eta);
+  const char *what = st.state == TORRENT_CHECKING ? "checking" : st.state == TORRENT_SEEDING ? "seeding" : "downloading";
+  if (a->tty) {
+    char bar[31];
+    int filled = (int)(pct * 30 / 100);
+    for (int i = 0; i < 30; i++)
+      bar[i] = i < filled ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "\r\033[K%-11s [%s] %5.1f%%  %s/%s  down %s/s  up %s/s  peers %u  eta %s", what, bar, pct,
+            have, total, down, up, st.peers, eta);
+    if (final)
+      fputs("\n", stderr);
+  } else {
+    fprintf(stderr, "shoal: %s %.1f%% %s/%s down %s/s up %s/s peers %u eta %s\n", what, pct, have, total, down, up,
+            st.peers, eta);
+  }
+  fflush(stderr);
+}
+
+static void on_progress_timer(uv_timer_t *h)
+{
+  struct app *a = h->data;
+  if (a->verbosity < 0)
+    return;
+  uint64_t now = uv_now(a->loop);
+  if (!a->tty && now - a->last_line_ms < 5000)
+    return;
+  a->last_line_ms = now;
+  draw_progress(a, false);
+}
+
+static void ev_complete(struct torrent *t, void *ctx)
+{
+  struct app *a = ctx;
+  if (a->completed)
+    return;
+  a->completed = true;
+  struct torrent_stats st;
+  torrent_get_stats(t, &st);
+  if (a->seed_after && st.downloaded == 0)
+    return;                      /* a seeder that had everything from the start */
+  if (a->verbosity >= 0)
+    draw_progress(a, true);
+  if (st.downloaded > 0) {
+    char size[32], rate[32];
+    double secs = (double)(uv_now(a->loop) - a->started_ms) / 1000.0;
+    human_size(st.downloaded, size, sizeof size);
+    human_size((uint64_t)((double)st.downloaded / (secs > 0.001 ? secs : 0.001)), rate, sizeof rate);
+    printf("complete: %s (%s in %.1f s, %s/s)\n", torrent_manifest(t)->name, size, secs, rate);
+  } else {
+    printf("complete: %s (all data was already here)\n", torrent_manifest(t)->name);
+  }
+  fflush(stdout);
+  if (!a->seed_after)
+    app_stop(a, 0);
+}
+
+static void ev_error(struct torrent *t, int err, const char *msg, void *ctx)
+{
+  struct app *a = ctx;
+  (void)err;
+  fprintf(stderr, "%sshoal: %s: %s\n", a->tty ? "\n" : "", torrent_manifest(t)->name, msg);
+  app_stop(a, EXIT_RUNTIME);
+}
+
+static void ev_tracker(struct torrent *t, const char *url, const char *msg, void *ctx)
+{
+  struct app *a = ctx;
+  (void)t;
+  if (strncmp(msg, "ok", 2) != 0 && a->verbosity >= 0)
+    fprintf(stderr, "%sshoal: tracker %s: %s\n", a->tty ? "\r\033[K" : "", url, msg);
+}
+
+static int run_session(const struct opts *o, struct manifest *m, const char *dir, bool skip_check, bool seed_after,
+                       const char *torrent_path)
+{
+  uv_loop_t *loop = uv_default_loop();
+  struct app a = { .loop = loop, .seed_after = seed_after, .tty = isatty(2), .verbosity = o->verbosity };
+  struct session_config cfg = { .bind_addr = o->bind, .port = (uint16_t)o->port, .max_peers = o->max_peers,
+                                .upload_slots = o->upload_slots };
+  const char *floor = getenv("SHOAL_ANNOUNCE_FLOOR");  /* tests: shorter re-announce */
+  if (floor)
+    cfg.announce_floor_s = (unsigned)atoi(floor);
+  int r = session_new(loop, &cfg, &a.session);
+  if (r < 0) {
+    fprintf(stderr, "shoal: cannot start: %s\n", shoal_strerror(r));
+    manifest_free(m);
+    return EXIT_RUNTIME;
+  }
+  if ((r = session_listen(a.session)) < 0) {
+    fprintf(stderr, "shoal: cannot listen on %s port %u: %s\n", o->bind ? o->bind : "0.0.0.0", o->port,
+            shoal_strerror(r));
+    manifest_free(m);
+    session_close(a.session, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return EXIT_RUNTIME;
+  }
+  char hex[41];
+  hash_hex(m->infohash, 20, hex);
+  char name[256];
+  snprintf(name, sizeof name, "%s", m->name);
+  struct torrent_opts topts = { .download_dir = dir, .skip_check = skip_check };
+  struct torrent_events ev = { .complete = ev_complete, .error = ev_error, .tracker = ev_tracker };
+  if ((r = session_add(a.session, m, &topts, &ev, &a, &a.torrent)) < 0) {
+    fprintf(stderr, "shoal: %s: %s\n", name, shoal_strerror(r));
+    session_close(a.session, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return r == SHOAL_EPATH || r == UV_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+  }
+  printf("%s: %s\n", seed_after && torrent_path ? "seeding" : "name", name);
+  if (torrent_path)
+    printf("torrent: %s\n", torrent_path);
+  printf("infohash: %s\nport: %u\n", hex, session_port(a.session));
+  fflush(stdout);
+  for (unsigned i = 0; i < o->npeers; i++)
+    torrent_add_peer(a.torrent, (struct sockaddr *)&o->peers[i], true);
+
+  uv_timer_init(loop, &a.progress);
+  a.progress.data = &a;
+  uv_timer_start(&a.progress, on_progress_timer, 500, a.tty ? 500 : 1000);
+  uv_signal_init(loop, &a.sigint);
+  uv_signal_init(loop, &a.sigterm);
+  a.sigint.data = a.sigterm.data = &a;
+  uv_signal_start(&a.sigint, on_signal, SIGINT);
+  uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+  a.started_ms = uv_now(loop);
+  if ((r = torrent_start(a.torrent)) < 0) {
+    fprintf(stderr, "shoal: %s: cannot check the data: %s\n", name, shoal_strerror(r));
+    app_stop(&a, EXIT_RUNTIME);
+  }
+  uv_run(loop, UV_RUN_DEFAULT);
+  uv_loop_close(loop);
+  return a.exit_code;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+  struct opts o = { 0 };
+  parse_opts(argc, argv, &o, "output seed peer port bind max-peers upload-slots");
+  if (o.nargs != 1)
+    die_usage("get takes one .torrent file");
+  struct manifest *m;
+  int r = load_manifest_or_die(o.args[0], &m);
+  if (r)
+    return r;
+  const char *dir = o.out ? o.out : ".";
+  if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    fprintf(stderr, "shoal: cannot create %s: %s\n", dir, strerror(errno));
+    manifest_free(m);
+    return EXIT_RUNTIME;
+  }
+  return run_session(&o, m, dir, false, o.seed_after, NULL);
+}
+
+static int cmd_seed(int argc, char **argv)
+{
+  struct opts o = { 0 };
+  parse_opts(argc, argv, &o, "announce peer port bind piece-size private comment max-peers upload-slots");
+  if (o.nargs < 1)
+    die_usage("seed takes PATH [FILE.torrent]");
+  char *path = strdup(o.args[0]);
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/')
+    path[--n] = 0;
+  char *dcopy = strdup(path), *bcopy = strdup(path);
+  const char *dir = dirname(dcopy), *base = basename(bcopy);
+  struct manifest *m;
+  int r;
+  bool skip_check = false;
+  char torrent_path[4096];
+  if (o.nargs == 2) {
+    if ((r = load_manifest_or_die(o.args[1], &m)) != 0)
+      goto out;
+    if (strcmp(m->name, base) != 0) {
+      fprintf(stderr, "shoal: %s: the torrent's data is named '%s', not '%s'\n", o.args[1], m->name, base);
+      manifest_free(m);
+      r = EXIT_USAGE;
+      goto out;
+    }
+    snprintf(torrent_path, sizeof torrent_path, "%s", o.args[1]);
+  } else {
+    if ((r = run_create(&o, path, &m)) != 0)
+      goto out;
+    snprintf(torrent_path, sizeof torrent_path, "%s.torrent", path);
+    if ((r = write_torrent(m, torrent_path)) != 0) {
+      manifest_free(m);
+      goto out;
+    }
+    skip_check = true;   /* every piece was just hashed from this data */
+  }
+  r = run_session(&o, m, dir, skip_check, true, torrent_path);
+out:
+  free(path);
+  free(dcopy);
+  free(bcopy);
+  return r;
+}
+
+int main(int argc, char **argv)
+{
+  signal(SIGPIPE, SIG_IGN);
+  log_set_prefix("shoal");
+  if (getenv("UV_THREADPOOL_SIZE") == NULL) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char v[24];
+    snprintf(v, sizeof v, "%ld", ncpu < 2 ? 4 : ncpu * 2);
+    setenv("UV_THREADPOOL_SIZE", v, 1);
+  }
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    fputs(usage_text, stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "--version")) {
+    puts("shoal 0.1.0");
+    return 0;
+  }
+  if (!strcmp(cmd, "create"))
+    return cmd_create(argc - 1, argv + 1);
+  if (!strcmp(cmd, "info"))
+    return cmd_info(argc - 1, argv + 1);
+  if (!strcmp(cmd, "seed"))
+    return cmd_seed(argc - 1, argv + 1);
+  if (!strcmp(cmd, "get"))
+    return cmd_get(argc - 1, argv + 1);
+  die_usage("unknown command '%s'", cmd);
+}

@@ -1,0 +1,214 @@
+/* session.c -- a shoal node: listening socket, incoming handshakes, the torrents, shutdown. */
+#include "peer/session.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "peer/engine-int.h"
+#include "peer/http_client.h"
+
+/* Azureus-style peer id: client "SH", version 0.1.0, then 12 random characters. */
+static void make_peer_id(uint8_t id[20])
+{
+  static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  memcpy(id, "-SH0100-", 8);
+  for (int i = 8; i < 20; i++)
+    id[i] = (uint8_t)alphabet[randombytes_uniform(sizeof alphabet - 1)];
+}
+
+int session_new(uv_loop_t *loop, const struct session_config *cfg, struct session **out)
+{
+  if (sodium_init() < 0)
+    return UV_EIO;
+  struct session *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return UV_ENOMEM;
+  s->loop = loop;
+  if (cfg)
+    s->cfg = *cfg;
+  if (s->cfg.max_peers == 0)
+    s->cfg.max_peers = 50;
+  if (s->cfg.upload_slots == 0)
+    s->cfg.upload_slots = 4;
+  if (s->cfg.announce_floor_s == 0)
+    s->cfg.announce_floor_s = 30;
+  make_peer_id(s->peer_id);
+  int r = http_client_new(loop, &s->http);
+  if (r < 0) {
+    free(s);
+    return r;
+  }
+  *out = s;
+  return 0;
+}
+
+uint16_t session_port(const struct session *s) { return s->port; }
+const uint8_t *session_peer_id(const struct session *s) { return s->peer_id; }
+
+void session__peer_unpend(struct session *s, struct peer *p)
+{
+  for (struct peer **pp = &s->pending; *pp; pp = &(*pp)->next) {
+    if (*pp == p) {
+      *pp = p->next;
+      if (p->next)
+        p->next->prev = p->prev;
+      p->next = p->prev = NULL;
+      s->npending--;
+      return;
+    }
+  }
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+  struct session *s = container_of(server, struct session, listener);
+  if (status < 0 || s->closing)
+    return;
+  struct sockaddr_in any = { .sin_family = AF_INET };
+  struct peer *p = s->npending < SESSION_MAX_PENDING ? peer__new(s, NULL, (struct sockaddr *)&any, false) : NULL;
+  if (p == NULL) {
+    /* take the connection off the queue and drop it */
+    uv_tcp_t *tmp = malloc(sizeof *tmp);
+    if (tmp && uv_tcp_init(s->loop, tmp) == 0) {
+      if (uv_accept(server, (uv_stream_t *)tmp) == 0)
+        LOG_DEBUG("refused an incoming connection: too many pending");
+      uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+    } else {
+      free(tmp);
+    }
+    return;
+  }
+  p->next = s->pending;
+  if (s->pending)
+    s->pending->prev = p;
+  s->pending = p;
+  s->npending++;
+  int r = peer__accept(p, server);
+  if (r < 0)
+    peer__close(p, uv_strerror(r));
+}
+
+static int bind_port(struct session *s, const char *addr, uint16_t port)
+{
+  struct sockaddr_storage ss;
+  int r;
+  if (strchr(addr, ':'))
+    r = uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss);
+  else
+    r = uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss);
+  if (r < 0)
+    return r;
+  if ((r = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) < 0)
+    return r;
+  return uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+}
+
+int session_listen(struct session *s)
+{
+  const char *addr = s->cfg.bind_addr ? s->cfg.bind_addr : "0.0.0.0";
+  int r = UV_EADDRINUSE;
+  uint16_t ports[SESSION_PORT_TRIES + 1];
+  int nports = 0;
+  if (s->cfg.port) {
+    ports[nports++] = s->cfg.port;
+  } else {
+    for (int i = 0; i < SESSION_PORT_TRIES; i++)
+      ports[nports++] = (uint16_t)(SESSION_DEFAULT_PORT + i);
+    ports[nports++] = 0;   /* any free port */
+  }
+  for (int i = 0; i < nports; i++) {
+    if ((r = uv_tcp_init(s->loop, &s->listener)) < 0)
+      return r;
+    r = bind_port(s, addr, ports[i]);
+    if (r == 0)
+      break;
+    uv_close((uv_handle_t *)&s->listener, NULL);
+    if (r != UV_EADDRINUSE)
+      return r;
+    uv_run(s->loop, UV_RUN_NOWAIT);   /* let the failed handle close */
+  }
+  if (r < 0)
+    return r;
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+  s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+  s->listening = true;
+  LOG_INFO("listening on %s port %u", addr, s->port);
+  return 0;
+}
+
+int session_add(struct session *s, struct manifest *m, const struct torrent_opts *opts,
+                const struct torrent_events *ev, void *ctx, struct torrent **out)
+{
+  for (struct torrent *t = s->torrents; t; t = t->next) {
+    if (memcmp(t->m->infohash, m->infohash, 20) == 0) {
+      manifest_free(m);
+      return SHOAL_EEXISTS;
+    }
+  }
+  struct torrent *t;
+  int r = torrent__new(s, m, opts, ev, ctx, &t);
+  if (r < 0)
+    return r;
+  t->next = s->torrents;
+  s->torrents = t;
+  *out = t;
+  return 0;
+}
+
+/* ---- shutdown ---- */
+
+static void close_step(struct session *s)
+{
+  if (--s->close_pending > 0)
+    return;
+  struct torrent *next;
+  for (struct torrent *t = s->torrents; t; t = next) {
+    next = t->next;
+    torrent__free(t);
+  }
+  void (*cb)(void *) = s->closed_cb;
+  void *ctx = s->closed_ctx;
+  free(s);
+  if (cb)
+    cb(ctx);
+}
+
+static void on_http_closed(void *ctx) { close_step(ctx); }
+static void on_listener_closed(uv_handle_t *h) { close_step(container_of(h, struct session, listener)); }
+
+/* The http client closes only after every torrent has sent its `stopped`. */
+static void on_torrent_stopped(void *ctx)
+{
+  struct session *s = ctx;
+  if (--s->stopping_torrents == 0)
+    http_client_close(s->http, on_http_closed, s);
+  close_step(s);
+}
+
+void session_close(struct session *s, void (*cb)(void *ctx), void *ctx)
+{
+  s->closing = true;
+  s->closed_cb = cb;
+  s->closed_ctx = ctx;
+  struct peer *next;
+  for (struct peer *p = s->pending; p; p = next) {
+    next = p->next;
+    peer__close(p, "shutting down");
+  }
+  unsigned ntorrents = 0;
+  for (struct torrent *t = s->torrents; t; t = t->next)
+    ntorrents++;
+  s->close_pending = ntorrents + 1 + (s->listening ? 1 : 0);   /* torrents, http, listener */
+  s->stopping_torrents = ntorrents;
+  if (s->listening)
+    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  if (ntorrents == 0)
+    http_client_close(s->http, on_http_closed, s);
+  for (struct torrent *t = s->torrents; t; t = t->next)
+    torrent__stop(t, on_torrent_stopped, s);
+}

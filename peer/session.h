@@ -1,0 +1,72 @@
+/* session.h -- a shoal node: the loop, the listening socket, the torrents, the peer id. */
+#ifndef PEER_SESSION_H_
+#define PEER_SESSION_H_
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/manifest.h"
+
+#define SESSION_DEFAULT_PORT 6881          /* first port tried when none is given */
+#define SESSION_PORT_TRIES 10              /* 6881..6890, then any free port */
+
+struct session;
+struct torrent;
+
+struct session_config {
+  const char *bind_addr;        /* numeric address to listen on; NULL: 0.0.0.0 */
+  uint16_t port;                /* 0: SESSION_DEFAULT_PORT or the next free one */
+  unsigned max_peers;           /* per torrent (default 50) */
+  unsigned upload_slots;        /* per torrent, optimistic included (default 4) */
+  unsigned announce_floor_s;    /* shortest announce interval honoured (default 30) */
+};
+
+/* Heap-allocated; the loop is borrowed. 0 or a negative error. */
+int session_new(uv_loop_t *loop, const struct session_config *cfg, struct session **out);
+/* Binds and listens (SESSION_DEFAULT_PORT and up when cfg.port is 0). */
+int session_listen(struct session *s);
+uint16_t session_port(const struct session *s);
+const uint8_t *session_peer_id(const struct session *s);
+/* Stops every torrent (tracker `stopped` announces get a few seconds),
+ * closes every handle; cb runs when the session is freed.  No other
+ * session or torrent call is allowed after this. */
+void session_close(struct session *s, void (*cb)(void *ctx), void *ctx);
+
+/* What a torrent reports to the program that runs it. */
+struct torrent_events {
+  void (*checked)(struct torrent *t, void *ctx);            /* data checked, transfer starts */
+  void (*complete)(struct torrent *t, void *ctx);           /* every wanted piece verified and written */
+  void (*error)(struct torrent *t, int err, const char *msg, void *ctx); /* torrent stopped on an error */
+  void (*tracker)(struct torrent *t, const char *url, const char *msg, void *ctx); /* tracker said something */
+};
+
+struct torrent_opts {
+  const char *download_dir;     /* data lives in <dir>/<name> */
+  bool skip_check;              /* data just hashed by `create`: trust it */
+};
+
+/* Adds a torrent; the session takes ownership of m (also on failure). */
+int session_add(struct session *s, struct manifest *m, const struct torrent_opts *opts,
+                const struct torrent_events *ev, void *ctx, struct torrent **out);
+
+enum torrent_state { TORRENT_CHECKING, TORRENT_DOWNLOADING, TORRENT_SEEDING, TORRENT_STOPPING, TORRENT_ERROR };
+
+struct torrent_stats {
+  enum torrent_state state;
+  uint64_t total_bytes;         /* wanted bytes */
+  uint64_t have_bytes;          /* verified bytes held */
+  uint32_t have_pieces, num_pieces, checked_pieces;
+  uint64_t downloaded, uploaded, wasted;  /* payload bytes this session */
+  uint64_t down_rate, up_rate;  /* bytes/s, smoothed */
+  unsigned peers, seeds;        /* connected */
+  unsigned known_addrs;
+};
+void torrent_get_stats(const struct torrent *t, struct torrent_stats *st);
+const struct manifest *torrent_manifest(const struct torrent *t);
+/* Adds a peer address to connect to (from --peer, a tracker, ...). */
+void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual);
+/* Starts checking the data, then transferring. */
+int torrent_start(struct torrent *t);
+
+#endif

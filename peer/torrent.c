@@ -1,0 +1,965 @@
+/* torrent.c -- one torrent: checking, then downloading and uploading with its peers, then seeding. */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "common/compact.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "peer/announce.h"
+#include "peer/choker.h"
+#include "peer/engine-int.h"
+#include "peer/storage.h"
+
+static void fill_requests(struct torrent *t, struct peer *p);
+static void update_interest(struct torrent *t, struct peer *p);
+static void try_connect(struct torrent *t);
+static void maybe_stopped(struct torrent *t);
+
+const struct manifest *torrent_manifest(const struct torrent *t) { return t->m; }
+
+/* ---- bookkeeping ---- */
+
+static bool id_used(const struct torrent *t, picker_peer_t id) { return t->id_used[id >> 3] & (1u << (id & 7)); }
+
+static int alloc_peer_id(struct torrent *t, picker_peer_t *out)
+{
+  for (unsigned i = 0; i < 65536; i++) {
+    picker_peer_t id = (picker_peer_t)(t->next_id + i);
+    if (!id_used(t, id)) {
+      t->id_used[id >> 3] |= (uint8_t)(1u << (id & 7));
+      t->next_id = (picker_peer_t)(id + 1);
+      *out = id;
+      return 0;
+    }
+  }
+  return UV_EMFILE;
+}
+
+static void link_peer(struct torrent *t, struct peer *p)
+{
+  p->torrent = t;
+  p->prev = NULL;
+  p->next = t->peers;
+  if (t->peers)
+    t->peers->prev = p;
+  t->peers = p;
+  t->npeers++;
+}
+
+static void unlink_peer(struct torrent *t, struct peer *p)
+{
+  if (p->prev)
+    p->prev->next = p->next;
+  else if (t->peers == p)
+    t->peers = p->next;
+  if (p->next)
+    p->next->prev = p->prev;
+  p->next = p->prev = NULL;
+  t->npeers--;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+  if (a->ss_family != b->sa_family)
+    return false;
+  if (b->sa_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+}
+
+void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual)
+{
+  if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+    return;
+  for (unsigned i = 0; i < t->naddrs; i++) {
+    if (same_addr(&t->addrs[i].addr, sa)) {
+      if (manual)
+        t->addrs[i].manual = true;
+      return;
+    }
+  }
+  /* Entries never move (connected peers point at theirs): when the table is
+   * full, the slot of an address that keeps failing is reused. */
+  unsigned slot = t->naddrs;
+  if (slot >= TORRENT_MAX_ADDRS) {
+    for (slot = 0; slot < t->naddrs; slot++)
+      if (!t->addrs[slot].connected && !t->addrs[slot].manual && t->addrs[slot].fails > 0)
+        break;
+    if (slot == t->naddrs)
+      return;
+  } else {
+    t->naddrs++;
+  }
+  struct addr_entry *e = &t->addrs[slot];
+  memset(e, 0, sizeof *e);
+  memcpy(&e->addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+  e->manual = manual;
+  if (t->state == TORRENT_DOWNLOADING || t->state == TORRENT_SEEDING)
+    try_connect(t);
+}
+
+/* ---- sending ---- */
+
+static void send_simple(struct peer *p, uint8_t id)
+{
+  uint8_t m[5];
+  peer__send(p, m, wire_put_simple(m, id));
+}
+
+static void set_choke(struct torrent *t, struct peer *p, bool choke)
+{
+  if (p->am_choking == choke)
+    return;
+  p->am_choking = choke;
+  send_simple(p, choke ? WIRE_CHOKE : WIRE_UNCHOKE);
+  if (choke)
+    p->inq_len = 0;            /* BEP 3: their pending requests are dropped */
+  (void)t;
+}
+
+/* ---- requests we send ---- */
+
+static void drop_request_at(struct peer *p, unsigned i)
+{
+  memmove(&p->reqs[i], &p->reqs[i + 1], (p->nreqs - i - 1) * sizeof *p->reqs);
+  p->nreqs--;
+}
+
+static void unrequest_all(struct torrent *t, struct peer *p)
+{
+  for (unsigned i = 0; i < p->nreqs; i++)
+    picker_unrequest(t->picker, p->reqs[i].piece, p->reqs[i].begin, p->id);
+  p->nreqs = 0;
+}
+
+static void fill_requests(struct torrent *t, struct peer *p)
+{
+  if (p->state != PEER_ACTIVE || p->peer_choking || !p->am_interested || t->state != TORRENT_DOWNLOADING)
+    return;
+  if (p->nreqs >= p->target_reqs)
+    return;
+  struct picker_block blocks[PEER_MAX_PIPELINE];
+  int want = (int)(p->target_reqs - p->nreqs);
+  int n = picker_pick(t->picker, &p->have, p->id, blocks, want, randombytes_random());
+  if (n <= 0)
+    return;
+  uint8_t *d;
+  void *w = peer__wreq_new((size_t)n * 17, &d);
+  if (w == NULL)
+    return;
+  uint64_t now = engine__now(t->session);
+  for (int i = 0; i < n; i++) {
+    d += wire_put_request(d, WIRE_REQUEST, blocks[i].piece, blocks[i].begin, blocks[i].length);
+    p->reqs[p->nreqs++] = (struct peer_req){ blocks[i].piece, blocks[i].begin, blocks[i].length, now };
+  }
+  peer__wreq_send(p, w);
+}
+
+static void update_interest(struct torrent *t, struct peer *p)
+{
+  bool want = p->wanted > 0 && t->state == TORRENT_DOWNLOADING;
+  if (want == p->am_interested)
+    return;
+  p->am_interested = want;
+  send_simple(p, want ? WIRE_INTERESTED : WIRE_NOT_INTERESTED);
+  if (want)
+    fill_requests(t, p);
+}
+
+/* ---- pieces ---- */
+
+struct write_ctx {
+  struct torrent *t;
+  uint32_t piece;
+};
+
+static void broadcast_have(struct torrent *t, uint32_t piece)
+{
+  uint8_t m[9];
+  wire_put_have(m, piece);
+  for (struct peer *p = t->peers; p; p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    if (bitfield_get(&p->have, piece)) {
+      if (--p->wanted == 0)
+        update_interest(t, p);
+      continue;
+    }
+    peer__send(p, m, sizeof m);
+  }
+}
+
+static void become_seed(struct torrent *t);
+
+static void strike(struct torrent *t, picker_peer_t id)
+{
+  for (struct peer *p = t->peers; p; p = p->next) {
+    if (p->state == PEER_ACTIVE && p->id == id) {
+      p->strikes++;
+      LOG_INFO("peer %s: strike %u for bad data", p->name, p->strikes);
+      if (p->strikes >= PEER_MAX_STRIKES) {
+        if (p->entry)
+          p->entry->banned = true;
+        peer__close(p, "sent bad data too often: banned");
+      }
+      return;
+    }
+  }
+}
+
+static void fail_torrent(struct torrent *t, int err, const char *what)
+{
+  if (t->state == TORRENT_ERROR || t->state == TORRENT_STOPPING)
+    return;
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: %s", what, shoal_strerror(err));
+  LOG_ERROR("%s: %s", t->m->name, msg);
+  t->state = TORRENT_ERROR;
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    peer__close(p, "torrent stopped on an error");
+  }
+  if (t->ev.error)
+    t->ev.error(t, err, msg, t->ev_ctx);
+}
+
+static void on_piece_written(void *ctx, int status)
+{
+  struct write_ctx *wc = ctx;
+  struct torrent *t = wc->t;
+  uint32_t piece = wc->piece;
+  free(wc);
+  t->writes_in_flight--;
+  free(t->pbuf[piece]);
+  t->pbuf[piece] = NULL;
+  if (t->state == TORRENT_STOPPING) {
+    maybe_stopped(t);
+    return;
+  }
+  if (t->state != TORRENT_DOWNLOADING)
+    return;
+  if (status == 0) {
+    picker_piece_passed(t->picker, piece);
+    bitfield_set(&t->have, piece);
+    broadcast_have(t, piece);
+    if (picker_done(t->picker))
+      become_seed(t);
+    return;
+  }
+  if (status == SHOAL_EHASH) {
+    picker_peer_t senders[16];
+    int n = picker_piece_failed(t->picker, piece, senders, 16);
+    t->wasted += manifest_piece_size(t->m, piece);
+    LOG_WARN("%s: piece %u failed its hash check; downloading it again", t->m->name, piece);
+    for (int i = 0; i < n; i++)
+      strike(t, senders[i]);
+    for (struct peer *p = t->peers; p; p = p->next)
+      fill_requests(t, p);
+    return;
+  }
+  picker_piece_reset(t->picker, piece);
+  fail_torrent(t, status, "cannot write data");
+}
+
+static int on_block(struct torrent *t, struct peer *p, const struct wire_msg *m)
+{
+  unsigned i;
+  for (i = 0; i < p->nreqs; i++)
+    if (p->reqs[i].piece == m->index && p->reqs[i].begin == m->begin)
+      break;
+  if (i == p->nreqs || p->reqs[i].length != m->length) {
+    /* late after a CANCEL or a choke, or never asked for */
+    t->wasted += m->length;
+    if (++p->unrequested > PEER_MAX_UNREQUESTED)
+      return SHOAL_EPROTO;
+    return 0;
+  }
+  drop_request_at(p, i);
+  uint64_t now = engine__now(t->session);
+  p->last_block_ms = now;
+  p->snubbed = false;
+  p->down_total += m->length;
+  p->down_tick += m->length;
+  t->downloaded += m->length;
+  t->down_tick += m->length;
+
+  picker_peer_t others[PICKER_ENDGAME_MAX_DUP + 1];
+  int nothers = 0;
+  int r = picker_received(t->picker, m->index, m->begin, p->id, others, (int)ARRAY_SIZE(others), &nothers);
+  if (r < 0) {
+    t->wasted += m->length;
+    fill_requests(t, p);
+    return 0;
+  }
+  uint8_t *pb = t->pbuf[m->index];
+  if (pb == NULL) {
+    pb = t->pbuf[m->index] = malloc(manifest_piece_size(t->m, m->index));
+    if (pb == NULL) {
+      picker_piece_reset(t->picker, m->index);
+      return UV_ENOMEM;
+    }
+  }
+  memcpy(pb + m->begin, m->payload, m->length);
+  for (int k = 0; k < nothers; k++) {
+    for (struct peer *o = t->peers; o; o = o->next) {
+      if (o->state != PEER_ACTIVE || o->id != others[k])
+        continue;
+      for (unsigned j = 0; j < o->nreqs; j++) {
+        if (o->reqs[j].piece == m->index && o->reqs[j].begin == m->begin) {
+          uint8_t c[17];
+          peer__send(o, c, wire_put_request(c, WIRE_CANCEL, m->index, m->begin, o->reqs[j].length));
+          drop_request_at(o, j);
+          o->unrequested = o->unrequested > 0 ? o->unrequested - 1 : 0;
+          break;
+        }
+      }
+      fill_requests(t, o);
+    }
+  }
+  if (r == 1) {
+    struct write_ctx *wc = malloc(sizeof *wc);
+    if (wc == NULL)
+      return UV_ENOMEM;
+    wc->t = t;
+    wc->piece = m->index;
+    int e = storage_write_piece(t->storage, m->index, pb, on_piece_written, wc);
+    if (e < 0) {
+      free(wc);
+      free(t->pbuf[m->index]);
+      t->pbuf[m->index] = NULL;
+      picker_piece_reset(t->picker, m->index);
+      fail_torrent(t, e, "cannot write data");
+      return 0;
+    }
+    t->writes_in_flight++;
+  }
+  fill_requests(t, p);
+  return 0;
+}
+
+/* ---- uploading ---- */
+
+struct read_ctx {
+  struct peer *p;
+  void *wreq;
+  uint32_t length;
+};
+
+static void on_block_read(void *ctx, int status)
+{
+  struct read_ctx *rc = ctx;
+  struct peer *p = rc->p;
+  p->reads_in_flight--;
+  if (p->state == PEER_CLOSING || p->torrent == NULL || status < 0 || p->am_choking) {
+    if (status < 0 && status != UV_ECANCELED && p->state != PEER_CLOSING)
+      LOG_WARN("peer %s: cannot read a block to upload: %s", p->name, shoal_strerror(status));
+    free(rc->wreq);
+    free(rc);
+    if (p->state == PEER_CLOSING)
+      peer__maybe_free(p);
+    else if (status < 0 && status != UV_ECANCELED)
+      peer__close(p, "local read error");
+    return;
+  }
+  struct torrent *t = p->torrent;
+  p->up_total += rc->length;
+  p->up_tick += rc->length;
+  t->uploaded += rc->length;
+  t->up_tick += rc->length;
+  peer__wreq_send(p, rc->wreq);
+  free(rc);
+  torrent__serve(t, p);
+}
+
+void torrent__serve(struct torrent *t, struct peer *p)
+{
+  while (p->state == PEER_ACTIVE && !p->am_choking && p->inq_len > 0 &&
+         p->reads_in_flight < PEER_MAX_READS_IN_FLIGHT && p->write_queued < PEER_MAX_WRITE_QUEUE) {
+    struct peer_req rq = p->inq[p->inq_head];
+    p->inq_head = (p->inq_head + 1) % PEER_MAX_INCOMING_REQUESTS;
+    p->inq_len--;
+    struct read_ctx *rc = malloc(sizeof *rc);
+    uint8_t *d;
+    void *w = peer__wreq_new(13 + rq.length, &d);
+    if (rc == NULL || w == NULL) {
+      free(rc);
+      free(w);
+      return;
+    }
+    wire_put_piece_header(d, rq.piece, rq.begin, rq.length);
+    rc->p = p;
+    rc->wreq = w;
+    rc->length = rq.length;
+    int r = storage_read(t->storage, rq.piece, rq.begin, rq.length, d + 13, on_block_read, rc);
+    if (r < 0) {
+      free(rc);
+      free(w);
+      return;
+    }
+    p->reads_in_flight++;
+  }
+}
+
+static int on_request(struct torrent *t, struct peer *p, const struct wire_msg *m)
+{
+  if (!bitfield_get(&t->have, m->index))
+    return SHOAL_EPROTO;                        /* asks for what we never announced */
+  uint32_t size = manifest_piece_size(t->m, m->index);
+  if (m->begin >= size || m->length > size - m->begin)
+    return SHOAL_EPROTO;
+  if (p->am_choking)
+    return 0;                                   /* BEP 3: ignored while choked */
+  if (p->inq_len >= PEER_MAX_INCOMING_REQUESTS)
+    return SHOAL_ETOOBIG;
+  unsigned slot = (p->inq_head + p->inq_len) % PEER_MAX_INCOMING_REQUESTS;
+  p->inq[slot] = (struct peer_req){ m->index, m->begin, m->length, 0 };
+  p->inq_len++;
+  torrent__serve(t, p);
+  return 0;
+}
+
+static void on_cancel(struct peer *p, const struct wire_msg *m)
+{
+  for (unsigned k = 0; k < p->inq_len; k++) {
+    unsigned i = (p->inq_head + k) % PEER_MAX_INCOMING_REQUESTS;
+    if (p->inq[i].piece == m->index && p->inq[i].begin == m->begin && p->inq[i].length == m->length) {
+      /* close the gap by shifting the later entries down one slot */
+      for (unsigned j = k; j + 1 < p->inq_len; j++)
+        p->inq[(p->inq_head + j) % PEER_MAX_INCOMING_REQUESTS] =
+            p->inq[(p->inq_head + j + 1) % PEER_MAX_INCOMING_REQUESTS];
+      p->inq_len--;
+      return;
+    }
+  }
+}
+
+/* ---- choking ---- */
+
+static unsigned unchoked_count(const struct torrent *t)
+{
+  unsigned n = 0;
+  for (const struct peer *p = t->peers; p; p = p->next)
+    n += p->state == PEER_ACTIVE && !p->am_choking;
+  return n;
+}
+
+static void run_choker(struct torrent *t, bool rotate)
+{
+  struct choker_peer cp[256];
+  size_t n = 0;
+  for (struct peer *p = t->peers; p && n < ARRAY_SIZE(cp); p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    cp[n++] = (struct choker_peer){
+      .ctx = p, .down_rate = p->down_rate, .up_rate = p->up_rate,
+      .interested = p->peer_interested, .snubbed = p->snubbed,
+      .unchoked = !p->am_choking, .optimistic = p->optimistic,
+    };
+  }
+  struct choker_config cfg = { .slots = t->session->cfg.upload_slots, .seeding = t->state == TORRENT_SEEDING };
+  choker_decide(cp, n, &cfg, rotate, randombytes_random());
+  for (size_t i = 0; i < n; i++) {
+    struct peer *p = cp[i].ctx;
+    p->optimistic = cp[i].optimistic;
+    set_choke(t, p, !cp[i].unchoked);
+  }
+}
+
+/* ---- messages ---- */
+
+int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg *m)
+{
+  bool first = p->got_bitfield_slot;
+  p->got_bitfield_slot = false;
+  switch (m->id) {
+  case WIRE_KEEPALIVE:
+    return 0;
+  case WIRE_CHOKE:
+    p->peer_choking = true;
+    unrequest_all(t, p);
+    return 0;
+  case WIRE_UNCHOKE:
+    p->peer_choking = false;
+    fill_requests(t, p);
+    return 0;
+  case WIRE_INTERESTED:
+    p->peer_interested = true;
+    if (p->am_choking && unchoked_count(t) < t->session->cfg.upload_slots)
+      set_choke(t, p, false);
+    return 0;
+  case WIRE_NOT_INTERESTED:
+    p->peer_interested = false;
+    if (!p->am_choking) {
+      set_choke(t, p, true);
+      run_choker(t, false);
+    }
+    return 0;
+  case WIRE_HAVE:
+    if (bitfield_get(&p->have, m->index))
+      return 0;
+    bitfield_set(&p->have, m->index);
+    picker_add_have(t->picker, m->index);
+    if (!bitfield_get(&t->have, m->index)) {
+      p->wanted++;
+      update_interest(t, p);
+      fill_requests(t, p);
+    }
+    if (bitfield_complete(&p->have))
+      p->seed = true;
+    if (p->seed && t->state == TORRENT_SEEDING)
+      return SHOAL_EEXISTS;                     /* two seeds have nothing to trade */
+    return 0;
+  case WIRE_BITFIELD: {
+    if (!first)
+      return SHOAL_EPROTO;                      /* BEP 3: only right after the handshake */
+    if (bitfield_load(&p->have, m->payload, m->payload_len) != 0)
+      return SHOAL_EPROTO;
+    picker_add_bitfield(t->picker, &p->have);
+    p->seed = bitfield_complete(&p->have);
+    if (p->seed && t->state == TORRENT_SEEDING)
+      return SHOAL_EEXISTS;
+    uint32_t w = 0;
+    size_t nb = bitfield_bytes(t->m->num_pieces);
+    for (size_t i = 0; i < nb; i++)
+      w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
+    p->wanted = w;
+    update_interest(t, p);
+    return 0;
+  }
+  case WIRE_REQUEST:
+    return on_request(t, p, m);
+  case WIRE_PIECE:
+    return on_block(t, p, m);
+  case WIRE_CANCEL:
+    on_cancel(p, m);
+    return 0;
+  default:
+    return 0;                                   /* PORT, extensions, unknown: ignored */
+  }
+}
+
+/* ---- peer lifecycle ---- */
+
+static int start_active(struct torrent *t, struct peer *p)
+{
+  int r = bitfield_init(&p->have, t->m->num_pieces);
+  if (r < 0)
+    return r;
+  if ((r = alloc_peer_id(t, &p->id)) < 0)
+    return r;
+  p->registered = true;
+  p->id_assigned = true;
+  p->state = PEER_ACTIVE;
+  p->got_bitfield_slot = true;
+  size_t bf = bitfield_bytes(t->m->num_pieces) + 5;
+  p->rbuf.max = MAX(PEER_RBUF_INITIAL, MAX(bf, (size_t)WIRE_MAX_EXTENDED + 5) + 16384);
+  if (t->have.count > 0) {
+    struct buf b;
+    buf_init(&b, bf);
+    if (wire_put_bitfield(&b, &t->have) == 0)
+      peer__send(p, b.p, b.len);
+    buf_free(&b);
+  }
+  return 0;
+}
+
+/* Two connections to one peer (both dialled at once): both sides keep the
+ * one opened by the smaller peer id. */
+static struct peer *duplicate_of(struct torrent *t, struct peer *p)
+{
+  for (struct peer *o = t->peers; o; o = o->next)
+    if (o != p && o->state == PEER_ACTIVE && memcmp(o->peer_id, p->peer_id, 20) == 0)
+      return o;
+  return NULL;
+}
+
+static int resolve_duplicate(struct torrent *t, struct peer *p)
+{
+  struct peer *o = duplicate_of(t, p);
+  if (o == NULL)
+    return 0;
+  const uint8_t *own = t->session->peer_id;
+  const uint8_t *init_new = p->outgoing ? own : p->peer_id;
+  const uint8_t *init_old = o->outgoing ? own : o->peer_id;
+  if (init_new == init_old || memcmp(init_old, init_new, 20) < 0)
+    return SHOAL_EEXISTS;                         /* keep the old one */
+  peer__close(o, "duplicate connection");
+  return 0;
+}
+
+int torrent__handshake_done(struct torrent *t, struct peer *p, const struct wire_handshake *h)
+{
+  if (memcmp(h->infohash, t->m->infohash, 20) != 0)
+    return SHOAL_EPROTO;
+  memcpy(p->peer_id, h->peer_id, 20);
+  int r = resolve_duplicate(t, p);
+  if (r < 0)
+    return r;
+  if (p->entry)
+    p->entry->fails = 0;
+  LOG_INFO("peer %s: connected (outgoing)", p->name);
+  return start_active(t, p);
+}
+
+int torrent__attach_incoming(struct session *s, struct peer *p, const struct wire_handshake *h)
+{
+  struct torrent *t;
+  for (t = s->torrents; t; t = t->next)
+    if (memcmp(t->m->infohash, h->infohash, 20) == 0)
+      break;
+  if (t == NULL)
+    return SHOAL_ENOTFOUND;
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+    return SHOAL_ENOTFOUND;
+  if (t->npeers >= t->session->cfg.max_peers)
+    return UV_EMFILE;
+  session__peer_unpend(s, p);
+  link_peer(t, p);
+  memcpy(p->peer_id, h->peer_id, 20);
+  int r = resolve_duplicate(t, p);
+  if (r < 0)
+    return r;
+  LOG_INFO("peer %s: connected (incoming)", p->name);
+  peer__send_handshake(p);
+  return start_active(t, p);
+}
+
+void torrent__peer_gone(struct torrent *t, struct peer *p)
+{
+  uint64_t now = engine__now(t->session);
+  bool was_unchoked = !p->am_choking;
+  if (p->registered) {
+    unrequest_all(t, p);
+    picker_remove_bitfield(t->picker, &p->have);
+    t->id_used[p->id >> 3] &= (uint8_t)~(1u << (p->id & 7));
+    p->registered = false;
+  }
+  if (p->entry) {
+    struct addr_entry *e = p->entry;
+    e->connected = false;
+    bool worked = p->id_assigned;
+    e->fails = worked ? 0 : (uint16_t)MIN(e->fails + 1, 16);
+    uint64_t base = e->manual ? 1000 : 5000, cap = e->manual ? 30000 : 600000;
+    uint64_t delay = worked ? 5000 : MIN(cap, base << MIN(e->fails, 10));
+    e->next_try_ms = now + delay;
+    p->entry = NULL;
+  }
+  unlink_peer(t, p);
+  p->torrent = NULL;
+  if (was_unchoked && t->state != TORRENT_STOPPING)
+    t->rechoke = true;
+}
+
+/* ---- connecting out ---- */
+
+static void try_connect(struct torrent *t)
+{
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+    return;
+  uint64_t now = engine__now(t->session);
+  unsigned max = t->session->cfg.max_peers;
+  for (unsigned k = 0; k < t->naddrs && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN; k++) {
+    unsigned i = (t->addr_cursor + k) % t->naddrs;
+    struct addr_entry *e = &t->addrs[i];
+    if (e->connected || e->banned || e->self || e->next_try_ms > now)
+      continue;
+    struct peer *p = peer__new(t->session, t, (struct sockaddr *)&e->addr, true);
+    if (p == NULL)
+      return;
+    link_peer(t, p);
+    p->entry = e;
+    e->connected = true;
+    t->half_open++;
+    int r = peer__connect(p);
+    if (r < 0)
+      peer__close(p, uv_strerror(r));
+  }
+  if (t->naddrs)
+    t->addr_cursor = (t->addr_cursor + 1) % t->naddrs;
+}
+
+/* ---- the torrent's clock ---- */
+
+static void on_tick(uv_timer_t *h)
+{
+  struct torrent *t = container_of(h, struct torrent, tick);
+  uint64_t now = engine__now(t->session);
+  t->ticks++;
+  unsigned slot = t->ticks % 5;
+  t->down_hist[slot] = t->down_tick;
+  t->up_hist[slot] = t->up_tick;
+  t->down_tick = t->up_tick = 0;
+  uint64_t d = 0, u = 0;
+  for (int i = 0; i < 5; i++)
+    d += t->down_hist[i], u += t->up_hist[i];
+  t->down_rate = d / 5;
+  t->up_rate = u / 5;
+
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    peer__tick(p, now);
+    if (p->state != PEER_ACTIVE)
+      continue;
+    /* a peer that keeps our requests and sends nothing: ask others */
+    if (p->nreqs > 0) {
+      uint64_t since = MAX(p->last_block_ms, p->reqs[0].sent_ms);
+      if (now - since > PEER_SNUB_MS) {
+        LOG_DEBUG("peer %s: snubbed us, re-requesting its blocks elsewhere", p->name);
+        p->snubbed = true;
+        unrequest_all(t, p);
+        p->target_reqs = PEER_MIN_PIPELINE;
+        for (struct peer *o = t->peers; o; o = o->next)
+          if (o != p)
+            fill_requests(t, o);
+        continue;
+      }
+    }
+    /* pipeline depth follows the peer's rate: about a second of data */
+    uint64_t blocks = p->down_rate / PICKER_BLOCK_SIZE;
+    p->target_reqs = (unsigned)MIN((uint64_t)PEER_MAX_PIPELINE, MAX((uint64_t)PEER_MIN_PIPELINE, blocks + PEER_MIN_PIPELINE));
+    fill_requests(t, p);
+  }
+  if (t->ticks % (CHOKER_INTERVAL_MS / TORRENT_TICK_MS) == 0) {
+    unsigned round = t->ticks / (CHOKER_INTERVAL_MS / TORRENT_TICK_MS);
+    run_choker(t, round % CHOKER_OPTIMISTIC_EVERY == 0);
+    t->rechoke = false;
+  } else if (t->rechoke) {
+    run_choker(t, false);
+    t->rechoke = false;
+  }
+  try_connect(t);
+}
+
+/* ---- states ---- */
+
+static void on_finished(void *ctx, int status)
+{
+  struct torrent *t = ctx;
+  if (t->state != TORRENT_SEEDING)
+    return;
+  if (status < 0) {
+    fail_torrent(t, status, "cannot create empty files");
+    return;
+  }
+  LOG_INFO("%s: complete", t->m->name);
+  if (t->announce && !t->announced_complete && t->downloaded > 0)
+    announce_completed(t->announce);
+  t->announced_complete = true;
+  if (t->ev.complete)
+    t->ev.complete(t, t->ev_ctx);
+}
+
+static void become_seed(struct torrent *t)
+{
+  t->state = TORRENT_SEEDING;
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    if (p->state != PEER_ACTIVE)
+      continue;
+    if (p->seed) {
+      peer__close(p, "both have everything");
+      continue;
+    }
+    unrequest_all(t, p);
+    update_interest(t, p);
+  }
+  run_choker(t, false);
+  if (storage_finish(t->storage, on_finished, t) < 0)
+    on_finished(t, 0);
+}
+
+static void announce_stats(void *ctx, uint64_t *up, uint64_t *down, uint64_t *left)
+{
+  struct torrent *t = ctx;
+  *up = t->uploaded;
+  *down = t->downloaded;
+  *left = picker_wanted_bytes_left(t->picker);
+}
+
+static void announce_peers(void *ctx, const struct sockaddr_storage *peers, size_t n)
+{
+  struct torrent *t = ctx;
+  for (size_t i = 0; i < n; i++)
+    torrent_add_peer(t, (const struct sockaddr *)&peers[i], false);
+}
+
+static void announce_status(void *ctx, const char *url, const char *message)
+{
+  struct torrent *t = ctx;
+  LOG_INFO("tracker %s: %s", url, message);
+  if (t->ev.tracker)
+    t->ev.tracker(t, url, message, t->ev_ctx);
+}
+
+static void on_check_progress(void *ctx, uint32_t done)
+{
+  struct torrent *t = ctx;
+  t->checks_done = done;
+}
+
+static void on_checked(void *ctx, int status)
+{
+  struct torrent *t = ctx;
+  if (t->state != TORRENT_CHECKING)
+    return;
+  if (status < 0) {
+    fail_torrent(t, status, "cannot check existing data");
+    return;
+  }
+  t->checks_done = t->m->num_pieces;
+  for (uint32_t i = 0; i < t->m->num_pieces; i++)
+    if (bitfield_get(&t->have, i))
+      picker_have(t->picker, i);
+  LOG_INFO("%s: %u of %u pieces already here", t->m->name, t->have.count, t->m->num_pieces);
+  t->state = TORRENT_DOWNLOADING;
+  uv_timer_start(&t->tick, on_tick, TORRENT_TICK_MS, TORRENT_TICK_MS);
+  if (t->m->num_tiers > 0) {
+    struct announce_params ap = { .port = t->session->port, .min_interval_floor_s = t->session->cfg.announce_floor_s };
+    memcpy(ap.infohash, t->m->infohash, 20);
+    memcpy(ap.peer_id, t->session->peer_id, 20);
+    struct announce_cbs cbs = { announce_stats, announce_peers, announce_status };
+    if (announce_new(t->session->loop, t->session->http, t->m->tiers, t->m->num_tiers, &ap, &cbs, t, &t->announce) == 0)
+      announce_start(t->announce);
+  }
+  if (t->ev.checked)
+    t->ev.checked(t, t->ev_ctx);
+  if (t->state != TORRENT_DOWNLOADING)
+    return;
+  if (picker_done(t->picker)) {
+    t->announced_complete = true;   /* we start as a seed: no `completed` event */
+    become_seed(t);
+  }
+  try_connect(t);
+}
+
+int torrent_start(struct torrent *t)
+{
+  if (t->skip_check) {
+    bitfield_set_all(&t->have);
+    on_checked(t, 0);
+    return 0;
+  }
+  return storage_check(t->storage, &t->have, on_check_progress, on_checked, t);
+}
+
+void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
+{
+  memset(st, 0, sizeof *st);
+  st->state = t->state;
+  st->total_bytes = t->m->total_length;
+  st->have_bytes = picker_have_bytes(t->picker);
+  st->have_pieces = t->have.count;
+  st->num_pieces = t->m->num_pieces;
+  st->checked_pieces = t->checks_done;
+  st->downloaded = t->downloaded;
+  st->uploaded = t->uploaded;
+  st->wasted = t->wasted;
+  st->down_rate = t->down_rate;
+  st->up_rate = t->up_rate;
+  st->known_addrs = t->naddrs;
+  for (const struct peer *p = t->peers; p; p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    st->peers++;
+    st->seeds += p->seed;
+  }
+}
+
+/* ---- creation and teardown ---- */
+
+int torrent__new(struct session *s, struct manifest *m, const struct torrent_opts *opts,
+                 const struct torrent_events *ev, void *ctx, struct torrent **out)
+{
+  struct torrent *t = calloc(1, sizeof *t);
+  if (t == NULL) {
+    manifest_free(m);
+    return UV_ENOMEM;
+  }
+  t->session = s;
+  t->m = m;
+  t->state = TORRENT_CHECKING;
+  if (ev)
+    t->ev = *ev;
+  t->ev_ctx = ctx;
+  t->skip_check = opts->skip_check;
+  t->dir = strdup(opts->download_dir ? opts->download_dir : ".");
+  t->id_used = calloc(65536 / 8, 1);
+  t->addrs = calloc(TORRENT_MAX_ADDRS, sizeof *t->addrs);
+  t->pbuf = calloc(m->num_pieces, sizeof *t->pbuf);
+  t->picker = picker_new(m->num_pieces, m->piece_length, m->total_length);
+  int r = UV_ENOMEM;
+  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->pbuf == NULL || t->picker == NULL ||
+      bitfield_init(&t->have, m->num_pieces) < 0)
+    goto fail;
+  picker_set_max_active(t->picker, MAX(2u, TORRENT_ACTIVE_BYTES / m->piece_length));
+  if ((r = storage_open(&t->storage, s->loop, m, t->dir)) < 0)
+    goto fail;
+  uv_timer_init(s->loop, &t->tick);
+  *out = t;
+  return 0;
+fail:
+  torrent__free(t);
+  return r;
+}
+
+void torrent__free(struct torrent *t)
+{
+  if (t->pbuf)
+    for (uint32_t i = 0; i < t->m->num_pieces; i++)
+      free(t->pbuf[i]);
+  free(t->pbuf);
+  if (t->picker)
+    picker_free(t->picker);
+  bitfield_free(&t->have);
+  free(t->addrs);
+  free(t->id_used);
+  free(t->dir);
+  manifest_free(t->m);
+  free(t);
+}
+
+static void maybe_stopped(struct torrent *t)
+{
+  if (t->stop_pending > 0 || t->writes_in_flight > 0)
+    return;
+  void (*cb)(void *) = t->stopped_cb;
+  void *ctx = t->stopped_ctx;
+  t->stopped_cb = NULL;
+  if (cb)
+    cb(ctx);
+}
+
+static void on_stop_part(struct torrent *t)
+{
+  t->stop_pending--;
+  maybe_stopped(t);
+}
+
+static void on_announce_stopped(void *ctx) { on_stop_part(ctx); }
+static void on_storage_closed(void *ctx) { ((struct torrent *)ctx)->storage = NULL; on_stop_part(ctx); }
+static void on_tick_closed(uv_handle_t *h) { on_stop_part(container_of(h, struct torrent, tick)); }
+
+void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx)
+{
+  t->state = TORRENT_STOPPING;
+  t->stopped_cb = cb;
+  t->stopped_ctx = ctx;
+  t->stop_pending = 2;           /* the tick timer, the storage */
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    peer__close(p, "shutting down");
+  }
+  uv_close((uv_handle_t *)&t->tick, on_tick_closed);
+  if (t->announce) {
+    t->stop_pending++;
+    announce_stop(t->announce, on_announce_stopped, t);
+  }
+  storage_close(t->storage, on_storage_closed, t);
+}
