@@ -69,6 +69,8 @@ int buf_printf(struct buf *b, const char *fmt, ...)
   va_end(ap);
   if (n < 0)
     return UV_EINVAL;
+  if (n == 0)                          /* nothing to add; b->p may still be NULL */
+    return 0;
   int r = buf_reserve(b, (size_t)n);   /* the NUL goes in the spare byte every allocation has */
   if (r)
     return r;

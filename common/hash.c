@@ -1,8 +1,14 @@
 /* hash.c -- SHA-1 and SHA-256 over OpenSSL EVP (SHA-NI where the CPU has it). */
 #include "common/hash.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <uv.h>
+
+int hash_global_init(void)
+{
+  return OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) == 1 ? 0 : UV_EIO;
+}
 
 void hash_sha1(const void *p, size_t n, uint8_t out[HASH_SHA1_LEN])
 {

@@ -680,6 +680,10 @@ int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
   log_set_prefix("shoal");
+  if (hash_global_init() < 0) {
+    fputs("shoal: cannot initialise libcrypto\n", stderr);
+    return EXIT_RUNTIME;
+  }
   if (getenv("UV_THREADPOOL_SIZE") == NULL) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     char v[24];

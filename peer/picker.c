@@ -1,6 +1,7 @@
 /* picker.c -- block selection: random first pieces, rarest first, started pieces first, endgame. */
 #include "peer/picker.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,13 @@ _Static_assert(PICKER_BLOCK_SIZE > 0, "block size");
 #define ST_HAVE 0x04u
 #define ST_ACTIVE 0x08u
 
+#define RANK_NORMAL 0x80000000u
+#define AVAIL_MAX 0x7fffffffu
+
 #define DEFAULT_MAX_ACTIVE 16u
 #define MAX_ACTIVE_CAP 4096u  /* hard bound on partially downloaded pieces */
+#define MAX_ACTIVE_BLOCKS (1u << 20) /* and on their block state (8 MiB), which
+                                        lowers the bound for huge pieces */
 #define SCAN_BATCH 32u        /* new pieces chosen by one rarest-first scan */
 #define PEER_ID_SPACE 65536u  /* picker_peer_t is 16 bits */
 
@@ -46,7 +52,9 @@ struct picker {
   uint64_t total_length;
   uint32_t max_active;
   uint8_t *st;          /* [num_pieces] priority and flags */
-  uint32_t *avail;      /* [num_pieces] peers that have the piece */
+  uint32_t *rank;       /* [num_pieces] rarest-first key, lower first: RANK_NORMAL
+                           unless priority 2, plus the number of peers that
+                           have the piece (saturating at AVAIL_MAX) */
   uint32_t *slot;       /* [num_pieces] index into act when ST_ACTIVE */
   struct apiece **act;  /* started pieces */
   uint32_t nact;
@@ -57,6 +65,8 @@ struct picker {
   uint32_t wanted_left; /* pieces with priority > 0 not held */
   uint32_t high_left;   /* pieces with priority 2 not held */
   uint64_t wanted_bytes_left;
+  uint64_t *startable;  /* bit i % 64 of word i / 64 for piece i: not held,
+                           not started, priority > 0 */
   uint8_t *seen;        /* PEER_ID_SPACE bits of scratch for picker_piece_failed */
 };
 
@@ -90,6 +100,16 @@ static uint32_t xorshift(uint32_t *s)
   return *s = x;
 }
 
+/* Keeps the startable bit of a piece in step with its state byte. */
+static void refresh(struct picker *p, uint32_t piece)
+{
+  uint64_t bit = 1ull << (piece & 63);
+  if ((unsigned)p->st[piece] - 1u <= 1u)
+    p->startable[piece >> 6] |= bit;
+  else
+    p->startable[piece >> 6] &= ~bit;
+}
+
 struct picker *picker_new(uint32_t num_pieces, uint32_t piece_length, uint64_t total_length)
 {
   if (num_pieces == 0 || piece_length == 0 || total_length == 0)
@@ -105,18 +125,24 @@ struct picker *picker_new(uint32_t num_pieces, uint32_t piece_length, uint64_t t
   p->piece_length = piece_length;
   p->total_length = total_length;
   p->last_size = (uint32_t)(total_length - (uint64_t)(num_pieces - 1) * piece_length);
-  p->max_active = DEFAULT_MAX_ACTIVE;
   p->st = malloc(num_pieces);
-  p->avail = calloc(num_pieces, sizeof(*p->avail));
+  p->rank = malloc((size_t)num_pieces * sizeof(*p->rank));
   p->slot = calloc(num_pieces, sizeof(*p->slot));
   p->seen = calloc(PEER_ID_SPACE / 8, 1);
-  if (p->st == NULL || p->avail == NULL || p->slot == NULL || p->seen == NULL) {
+  p->startable = calloc(num_pieces / 64 + 1, sizeof(*p->startable));
+  if (p->st == NULL || p->rank == NULL || p->slot == NULL || p->seen == NULL ||
+      p->startable == NULL) {
     picker_free(p);
     return NULL;
   }
   memset(p->st, 1, num_pieces);
+  for (uint32_t i = 0; i < num_pieces; i++) {
+    p->rank[i] = RANK_NORMAL;
+    refresh(p, i);
+  }
   p->wanted_left = num_pieces;
   p->wanted_bytes_left = total_length;
+  picker_set_max_active(p, DEFAULT_MAX_ACTIVE);
   return p;
 }
 
@@ -128,9 +154,10 @@ void picker_free(struct picker *p)
     free(p->act[i]);
   free(p->act);
   free(p->st);
-  free(p->avail);
+  free(p->rank);
   free(p->slot);
   free(p->seen);
+  free(p->startable);
   free(p);
 }
 
@@ -181,6 +208,7 @@ static struct apiece *activate(struct picker *p, uint32_t piece)
   p->st[piece] |= ST_ACTIVE;
   if (p->st[piece] & ST_PRIO)
     p->act_wanted++;
+  refresh(p, piece);
   return a;
 }
 
@@ -194,6 +222,7 @@ static void deactivate(struct picker *p, struct apiece *a)
   p->st[piece] &= (uint8_t)~ST_ACTIVE;
   if (p->st[piece] & ST_PRIO)
     p->act_wanted--;
+  refresh(p, piece);
   free(a);
 }
 
@@ -273,88 +302,114 @@ static void pick_started(struct picker *p, const uint8_t *has, picker_peer_t pee
 
 /* --- new pieces --- */
 
-/* Inserts piece i into cand[0..*c) (at most k), kept sorted by priority
- * (high first) then availability (low first); equal keys keep scan order. */
+/* Inserts piece i into cand[0..*c) (at most k), kept sorted by rank;
+ * equal ranks keep scan order.  The caller checked that i ranks before the
+ * last entry when the list is full. */
 static void cand_insert(const struct picker *p, uint32_t *cand, uint32_t *c, uint32_t k, uint32_t i)
 {
-  unsigned pr = p->st[i];
-  uint32_t av = p->avail[i];
-  uint32_t j = *c;
-  if (j == k) {
-    uint32_t w = cand[k - 1];
-    if (!(pr > p->st[w] || (pr == p->st[w] && av < p->avail[w])))
-      return;
-    j = k - 1;
-  } else {
-    (*c)++;
-  }
-  while (j > 0) {
-    uint32_t q = cand[j - 1];
-    if (pr > p->st[q] || (pr == p->st[q] && av < p->avail[q])) {
-      cand[j] = q;
-      j--;
-    } else {
-      break;
-    }
+  uint32_t r = p->rank[i];
+  uint32_t j = *c < k ? (*c)++ : k - 1;
+  while (j > 0 && r < p->rank[cand[j - 1]]) {
+    cand[j] = cand[j - 1];
+    j--;
   }
   cand[j] = i;
 }
 
-/* Rarest-first scan of [lo, hi): st[i] is 1 or 2 exactly for startable
- * pieces.  Returns false when the scan can stop early: k candidates found
- * that no piece can beat (top priority, held by this peer alone). */
+/* Reverses the bit order inside each byte: a wire bitfield (piece 0 in the
+ * high bit of byte 0) loaded little-endian becomes bit i = piece i. */
+static uint64_t rev_in_bytes(uint64_t v)
+{
+  v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+  v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+  v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+  return v;
+}
+
+/* Word w of the pieces that are startable and that the peer has: bit b
+ * stands for piece 64 * w + b. */
+static uint64_t cand_word(const struct picker *p, const uint8_t *has, uint32_t w)
+{
+  size_t off = (size_t)w * 8, nbytes = bitfield_bytes(p->num_pieces);
+  uint64_t v;
+  if (off + 8 <= nbytes) {
+    memcpy(&v, has + off, 8);
+    v = le64toh(v);
+  } else {
+    v = 0;
+    for (size_t j = 0; off + j < nbytes; j++)
+      v |= (uint64_t)has[off + j] << (8 * j);
+  }
+  return rev_in_bytes(v) & p->startable[w];
+}
+
+/* Candidate bits of word w restricted to pieces in [lo, hi). */
+static uint64_t cand_word_range(const struct picker *p, const uint8_t *has, uint32_t w,
+                                uint32_t lo, uint32_t hi)
+{
+  uint64_t m = cand_word(p, has, w);
+  uint64_t base = (uint64_t)w * 64;
+  if (lo > base)
+    m &= ~0ull << (lo - base);
+  if (hi < base + 64)
+    m &= (1ull << (hi - base)) - 1;
+  return m;
+}
+
+/* Rarest-first scan of the pieces in [lo, hi) (lo < hi) into cand[0..*c)
+ * (at most k).  Returns false when the scan stopped early: k candidates
+ * found that no piece can beat. */
 static bool scan_rarest(const struct picker *p, const uint8_t *has, uint32_t lo, uint32_t hi,
                         uint32_t *cand, uint32_t *c, uint32_t k)
 {
-  const uint8_t *st = p->st;
-  const uint32_t *avail = p->avail;
-  unsigned top = p->high_left > 0 ? 2 : 1;
-  /* the key a piece must beat to enter a full candidate list */
-  unsigned wp = 0;
-  uint32_t wa = 0;
-  if (*c == k) {
-    wp = st[cand[k - 1]];
-    wa = avail[cand[k - 1]];
-  }
-  uint32_t i = lo;
-  while (i < hi) {
-    uint8_t byte = has[i >> 3];
-    if (byte == 0) {
-      i = (i | 7u) + 1;
-      continue;
-    }
-    unsigned s = st[i];
-    if (s - 1u <= 1u && ((byte >> (7 - (i & 7))) & 1) &&
-        (*c < k || s > wp || (s == wp && avail[i] < wa))) {
-      cand_insert(p, cand, c, k, i);
-      if (*c == k) {
-        wp = st[cand[k - 1]];
-        wa = avail[cand[k - 1]];
-        if (wp == top && wa <= 1)
+  const uint32_t *rank = p->rank;
+  /* A piece enters the list when it ranks below `bar` (the last entry once
+   * the list is full).  `best`: top priority and only this peer has it;
+   * nothing ranks lower once the caller counts the peer's own bitfield. */
+  uint32_t best = (p->high_left > 0 ? 0 : RANK_NORMAL) | 1;
+  uint32_t n = *c;
+  uint32_t bar = n == k ? rank[cand[k - 1]] : UINT32_MAX;
+  for (uint32_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
+    uint64_t m = cand_word_range(p, has, w, lo, hi);
+    uint32_t base = w * 64;
+    for (; m != 0; m &= m - 1) {
+      uint32_t i = base + (uint32_t)__builtin_ctzll(m);
+      if (rank[i] >= bar)
+        continue;
+      cand_insert(p, cand, &n, k, i);
+      if (n == k) {
+        bar = rank[cand[k - 1]];
+        if (bar <= best) {
+          *c = n;
           return false;
+        }
       }
     }
-    i++;
   }
+  *c = n;
   return true;
 }
 
-/* First startable piece at or after start (wrapping) that the peer has, of
- * the highest priority available; UINT32_MAX if none. */
+/* First candidate at or after start (wrapping) of the highest priority the
+ * peer offers; UINT32_MAX if none. */
 static uint32_t scan_random(const struct picker *p, const uint8_t *has, uint32_t start)
 {
-  uint32_t n = p->num_pieces, found = UINT32_MAX;
-  for (uint32_t k = 0; k < n; k++) {
-    uint32_t i = start + k;
-    if (i >= n)
-      i -= n;
-    uint8_t s = p->st[i];
-    if ((unsigned)s - 1u > 1u || !has_bit(has, i))
+  uint32_t found = UINT32_MAX;
+  uint32_t ranges[2][2] = {{start, p->num_pieces}, {0, start}};
+  for (int r = 0; r < 2; r++) {
+    uint32_t lo = ranges[r][0], hi = ranges[r][1];
+    if (lo >= hi)
       continue;
-    if (s == 2 || p->high_left == 0)
-      return i;
-    if (found == UINT32_MAX)
-      found = i;
+    for (uint32_t w = lo >> 6; w <= (hi - 1) >> 6; w++) {
+      uint64_t m = cand_word_range(p, has, w, lo, hi);
+      for (; m != 0; m &= m - 1) {
+        uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(m);
+        if (p->st[i] == 2 || p->high_left == 0)
+          return i;
+        if (found == UINT32_MAX)
+          found = i;
+      }
+    }
   }
   return found;
 }
@@ -381,7 +436,7 @@ static void pick_new(struct picker *p, const uint8_t *has, picker_peer_t peer,
       if (k > SCAN_BATCH)
         k = SCAN_BATCH;
       uint32_t start = (rnd ^ xorshift(&rng)) % p->num_pieces;
-      if (scan_rarest(p, has, start, p->num_pieces, cand, &c, k))
+      if (scan_rarest(p, has, start, p->num_pieces, cand, &c, k) && start > 0)
         scan_rarest(p, has, 0, start, cand, &c, k);
     }
     if (c == 0)
@@ -572,6 +627,7 @@ void picker_have(struct picker *p, uint32_t piece)
   uint32_t size = piece_size(p, piece);
   unsigned prio = p->st[piece] & ST_PRIO;
   p->st[piece] |= ST_HAVE;
+  refresh(p, piece);
   p->have_count++;
   p->have_bytes += size;
   if (prio != 0) {
@@ -601,6 +657,8 @@ void picker_set_priority(struct picker *p, uint32_t piece, uint8_t prio)
   if (old == prio)
     return;
   p->st[piece] = (uint8_t)((s & ~ST_PRIO) | prio);
+  p->rank[piece] = (prio == 2 ? 0 : RANK_NORMAL) | (p->rank[piece] & AVAIL_MAX);
+  refresh(p, piece);
   if (s & ST_HAVE)
     return;
   uint32_t size = piece_size(p, piece);
@@ -634,8 +692,8 @@ void picker_add_bitfield(struct picker *p, const struct bitfield *peer_has)
   for (size_t j = 0; j < nbytes; j++) {
     uint8_t byte = peer_has->bits[j];
     for (uint32_t i = (uint32_t)j * 8; byte != 0; i++, byte = (uint8_t)(byte << 1))
-      if ((byte & 0x80u) && i < p->num_pieces && p->avail[i] != UINT32_MAX)
-        p->avail[i]++;
+      if ((byte & 0x80u) && i < p->num_pieces && (p->rank[i] & AVAIL_MAX) != AVAIL_MAX)
+        p->rank[i]++;
   }
 }
 
@@ -647,26 +705,29 @@ void picker_remove_bitfield(struct picker *p, const struct bitfield *peer_has)
   for (size_t j = 0; j < nbytes; j++) {
     uint8_t byte = peer_has->bits[j];
     for (uint32_t i = (uint32_t)j * 8; byte != 0; i++, byte = (uint8_t)(byte << 1))
-      if ((byte & 0x80u) && i < p->num_pieces && p->avail[i] != 0)
-        p->avail[i]--;
+      if ((byte & 0x80u) && i < p->num_pieces && (p->rank[i] & AVAIL_MAX) != 0)
+        p->rank[i]--;
   }
 }
 
 void picker_add_have(struct picker *p, uint32_t piece)
 {
-  if (p == NULL || piece >= p->num_pieces || p->avail[piece] == UINT32_MAX)
+  if (p == NULL || piece >= p->num_pieces || (p->rank[piece] & AVAIL_MAX) == AVAIL_MAX)
     return;
-  p->avail[piece]++;
+  p->rank[piece]++;
 }
 
 void picker_set_max_active(struct picker *p, uint32_t n)
 {
   if (p == NULL)
     return;
+  uint32_t cap = MAX_ACTIVE_BLOCKS / blocks_for(p->piece_length);
+  if (cap > MAX_ACTIVE_CAP)
+    cap = MAX_ACTIVE_CAP;
+  if (n > cap)
+    n = cap;
   if (n == 0)
     n = 1;
-  if (n > MAX_ACTIVE_CAP)
-    n = MAX_ACTIVE_CAP;
   p->max_active = n;
 }
 

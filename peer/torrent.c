@@ -941,7 +941,13 @@ static void on_stop_part(struct torrent *t)
   maybe_stopped(t);
 }
 
-static void on_announce_stopped(void *ctx) { on_stop_part(ctx); }
+static void on_announce_stopped(void *ctx)
+{
+  struct torrent *t = ctx;
+  announce_free(t->announce);   /* before the session closes the http client */
+  t->announce = NULL;
+  on_stop_part(t);
+}
 static void on_storage_closed(void *ctx) { ((struct torrent *)ctx)->storage = NULL; on_stop_part(ctx); }
 static void on_tick_closed(uv_handle_t *h) { on_stop_part(container_of(h, struct torrent, tick)); }
 

@@ -29,7 +29,7 @@ enum wire_id {
   WIRE_CANCEL = 8,
   WIRE_PORT = 9,
   WIRE_EXTENDED = 20,
-  WIRE_KEEPALIVE = 255,                      /* pseudo id for a zero-length message */
+  WIRE_KEEPALIVE = -1,                       /* pseudo id for a zero-length message */
 };
 
 struct wire_handshake {
@@ -45,13 +45,15 @@ int wire_handshake_parse(const uint8_t in[WIRE_HANDSHAKE_LEN], struct wire_hands
 
 /* Framing.  Given the bytes buffered so far, tells whether a whole message is
  * there.  Returns 0 (need more), 1 (*total is the whole message's size, the
- * 4-byte length prefix included) or SHOAL_EPROTO / SHOAL_ETOOBIG as soon as
- * the length prefix and id (the first 5 bytes) show a size that id can never
- * have.  bitfield_len is bitfield_bytes(num_pieces). */
+ * 4-byte length prefix included), or an error as soon as the length prefix
+ * and id (the first 5 bytes) show a size that id can never have:
+ * SHOAL_ETOOBIG when longer than the id allows, SHOAL_EPROTO when shorter.
+ * bitfield_len is bitfield_bytes(num_pieces). */
 int wire_frame(const uint8_t *p, size_t avail, size_t bitfield_len, size_t *total);
 
 struct wire_msg {
-  uint8_t id;                 /* enum wire_id (unknown ids are passed through) */
+  int id;                     /* enum wire_id, 0..255 from the wire (unknown ids are
+                                 passed through); WIRE_KEEPALIVE for a zero-length message */
   uint32_t index, begin, length;
   const uint8_t *payload;     /* bitfield, block data, extension payload: borrowed */
   size_t payload_len;

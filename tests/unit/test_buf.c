@@ -195,6 +195,32 @@ START_TEST(test_printf)
 }
 END_TEST
 
+START_TEST(test_printf_empty_fresh)
+{
+  /* An empty result into a buffer that has no memory yet (p == NULL):
+   * succeeds, adds nothing, and the buffer stays usable. */
+  struct buf b;
+  buf_init(&b, 16);
+  ck_assert_int_eq(buf_printf(&b, "%s", ""), 0);
+  ck_assert_uint_eq(b.len, 0);
+  ck_assert_int_eq(buf_printf(&b, "%d", 5), 0);
+  expect_bytes(&b, "5", 1);
+  /* Again after a steal has reset p to NULL. */
+  char *s = buf_steal_cstr(&b, NULL);
+  ck_assert_str_eq(s, "5");
+  free(s);
+  ck_assert_int_eq(buf_printf(&b, "%s", ""), 0);
+  ck_assert_uint_eq(b.len, 0);
+  buf_free(&b);
+  /* And with max 0. */
+  buf_init(&b, 0);
+  ck_assert_int_eq(buf_printf(&b, "%s", ""), 0);
+  ck_assert_uint_eq(b.len, 0);
+  ck_assert_int_eq(buf_printf(&b, "x"), UV_E2BIG);
+  buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_printf_past_max_unchanged)
 {
   struct buf b;
@@ -406,6 +432,7 @@ Suite *buf_suite(void)
   tcase_add_test(tc, test_be_appends);
   tcase_add_test(tc, test_put_get_be);
   tcase_add_test(tc, test_printf);
+  tcase_add_test(tc, test_printf_empty_fresh);
   tcase_add_test(tc, test_printf_past_max_unchanged);
   tcase_add_test(tc, test_printf_fills_to_max);
   tcase_add_test(tc, test_consume);

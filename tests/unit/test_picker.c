@@ -133,7 +133,6 @@ START_TEST(test_rarest_first)
     expect++;
   }
   ck_assert_int_eq(picker_pick(p, &all, 50, out, 1, 0), 0);
-  /* the peer only offers what it has: peer 7 has just piece 6 (avail 8) */
   for (uint32_t k = 0; k < 8; k++)
     bitfield_free(&peers[k]);
   bitfield_free(&all);
@@ -316,8 +315,8 @@ START_TEST(test_started_first)
   ck_assert_uint_eq(out[2].begin, 0);
   ck_assert_uint_eq(picker_active_count(p), 2);
 
-  /* start a third piece z fully requested by peer 3; then free one block
-   * of y (one of four received... none) and one of z: most complete first */
+  /* peer 3 takes the rest of y, then all of a third piece z; once y has
+   * three blocks received, freeing one block of each: y (more complete) first */
   ck_assert_int_eq(picker_pick(p, &all, 3, out, 3, 5), 3); /* rest of y */
   for (int i = 0; i < 3; i++)
     ck_assert_uint_eq(out[i].piece, y);
@@ -378,7 +377,9 @@ START_TEST(test_priorities)
     ck_assert_uint_ne(out[i].piece, 25);
     ck_assert_uint_ne(out[i].piece, 21);
   }
-  ck_assert_int_eq(picker_pick(p, &all, 2, out, 64, 0) > 0, picker_in_endgame(p));
+  /* every wanted block is requested now: another peer gets copies */
+  ck_assert(picker_in_endgame(p));
+  ck_assert_int_eq(picker_pick(p, &all, 2, out, 64, 0), 2 * 10);
   bitfield_free(&all);
   bitfield_free(&one);
   picker_free(p);
@@ -745,6 +746,26 @@ START_TEST(test_max_active)
   ck_assert_uint_eq(picker_active_count(p), 99);
   ck_assert(picker_in_endgame(p));
   bitfield_free(&all);
+  picker_free(p);
+
+  /* huge pieces (2 GiB: 131072 blocks each) lower the bound to 8 so that
+   * block state stays within 8 MiB */
+  p = picker_new(20, 1u << 31, 20ull << 31);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(picker_blocks_in_piece(p, 19), 131072);
+  picker_set_max_active(p, 16);
+  for (uint32_t k = 0; k < 20; k++) {
+    struct bitfield one;
+    bf_empty(&one, 20);
+    bitfield_set(&one, k);
+    ck_assert_int_eq(picker_pick(p, &one, (picker_peer_t)k, out, 1, k), k < 8 ? 1 : 0);
+    if (k < 8) {
+      ck_assert_uint_eq(out[0].piece, k);
+      ck_assert_uint_eq(out[0].length, BS);
+    }
+    bitfield_free(&one);
+  }
+  ck_assert_uint_eq(picker_active_count(p), 8);
   picker_free(p);
 }
 END_TEST
