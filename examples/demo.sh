@@ -1,13 +1,13 @@
 #!/bin/bash
 # demo.sh -- a swarm on loopback: shoal-tracker, one seeder and three leechers of an
 # example folder, with live progress.  Installs what is missing and builds first.
-#   examples/demo.sh [SIZE_MIB]      (default 64)
+#   examples/demo.sh [SIZE_MIB]      (default 256)
 set -eu
 cd "$(dirname "$0")/.."
 tests/deps.sh
 make -s -j2 all
 BIN=$PWD/build
-SIZE=${1:-64}
+SIZE=${1:-256}
 DEMO=$(mktemp -d /tmp/shoal-demo.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$DEMO"; }
@@ -31,7 +31,7 @@ echo "== seeding (creates share.torrent next to the folder)"
 SHOAL_ANNOUNCE_FLOOR=5 "$BIN/shoal" seed "$DEMO/share" --announce "http://127.0.0.1:$TPORT/announce" \
   --bind 127.0.0.1 --port "$(port)" -q > "$DEMO/seeder.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q '^port:' "$DEMO/seeder.out" && break; sleep 0.2; done
+for _ in $(seq 100); do grep -qs '^port:' "$DEMO/seeder.out" && break; sleep 0.2; done
 cat "$DEMO/seeder.out"
 
 echo "== three leechers download from the seeder and from each other"

@@ -21,6 +21,7 @@
 #define PEER_MIN_PIPELINE 8u              /* requests kept outstanding to one peer ... */
 #define PEER_MAX_PIPELINE 128u            /* ... growing with its rate up to this */
 #define PEER_MAX_UNREQUESTED 8u           /* unrequested blocks before we drop the peer */
+#define PEER_CANCEL_MEMORY 256u           /* recent CANCELs remembered: their blocks may still come */
 #define PEER_MAX_STRIKES 3u               /* pieces that failed their hash with its data */
 #define PEER_CONNECT_TIMEOUT_MS 10000u
 #define PEER_HANDSHAKE_TIMEOUT_MS 20000u
@@ -80,6 +81,8 @@ struct peer {
 
   struct peer_req *reqs;            /* our requests to it, in order sent */
   unsigned nreqs, target_reqs;
+  struct peer_req *cancelled;       /* ring of requests we cancelled lately */
+  unsigned ncancelled_next;
   struct peer_req *inq;             /* its requests to us, FIFO ring */
   unsigned inq_head, inq_len;
   unsigned reads_in_flight;

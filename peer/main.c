@@ -480,6 +480,13 @@ static void draw_progress(struct app *a, bool final)
   if (st.down_rate > 0 && st.total_bytes > st.have_bytes)
     human_time((st.total_bytes - st.have_bytes) / st.down_rate, eta, sizeof eta);
   const char *what = st.state == TORRENT_CHECKING ? "checking" : st.state == TORRENT_SEEDING ? "seeding" : "downloading";
+  if (final) {
+    /* the summary: average rates over the whole run */
+    uint64_t ms = uv_now(a->loop) - a->started_ms;
+    what = "done";
+    human_size(ms ? st.downloaded * 1000 / ms : st.downloaded, down, sizeof down);
+    human_size(ms ? st.uploaded * 1000 / ms : st.uploaded, up, sizeof up);
+  }
   if (a->tty) {
     char bar[31];
     int filled = (int)(pct * 30 / 100);

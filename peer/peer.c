@@ -20,6 +20,7 @@ static void peer_free(struct peer *p)
   buf_free(&p->rbuf);
   bitfield_free(&p->have);
   free(p->reqs);
+  free(p->cancelled);
   free(p->inq);
   free(p);
 }
@@ -50,7 +51,8 @@ struct peer *peer__new(struct session *s, struct torrent *t, const struct sockad
   buf_init(&p->rbuf, PEER_RBUF_INITIAL);
   p->reqs = calloc(PEER_MAX_PIPELINE, sizeof *p->reqs);
   p->inq = calloc(PEER_MAX_INCOMING_REQUESTS, sizeof *p->inq);
-  if (p->reqs == NULL || p->inq == NULL) {
+  p->cancelled = calloc(PEER_CANCEL_MEMORY, sizeof *p->cancelled);
+  if (p->reqs == NULL || p->inq == NULL || p->cancelled == NULL) {
     peer_free(p);
     return NULL;
   }

@@ -135,6 +135,38 @@ static void unrequest_all(struct torrent *t, struct peer *p)
   p->nreqs = 0;
 }
 
+/* Sends CANCEL for our request i to p and forgets it; its block may still
+ * arrive (it may be on the wire already), which is then not held against p. */
+static void cancel_request(struct peer *p, unsigned i)
+{
+  struct peer_req rq = p->reqs[i];
+  uint8_t c[17];
+  peer__send(p, c, wire_put_request(c, WIRE_CANCEL, rq.piece, rq.begin, rq.length));
+  p->cancelled[p->ncancelled_next++ % PEER_CANCEL_MEMORY] = rq;
+  drop_request_at(p, i);
+}
+
+static bool was_cancelled(struct peer *p, const struct wire_msg *m)
+{
+  for (unsigned i = 0; i < PEER_CANCEL_MEMORY; i++) {
+    struct peer_req *c = &p->cancelled[i];
+    if (c->length && c->piece == m->index && c->begin == m->begin && c->length == m->length) {
+      c->length = 0;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* A peer that sits on our requests: cancel them and let others have them. */
+static void cancel_all(struct torrent *t, struct peer *p)
+{
+  for (unsigned i = 0; i < p->nreqs; i++)
+    picker_unrequest(t->picker, p->reqs[i].piece, p->reqs[i].begin, p->id);
+  while (p->nreqs > 0)
+    cancel_request(p, p->nreqs - 1);
+}
+
 static void fill_requests(struct torrent *t, struct peer *p)
 {
   if (p->state != PEER_ACTIVE || p->peer_choking || !p->am_interested || t->state != TORRENT_DOWNLOADING)
@@ -184,7 +216,7 @@ static void broadcast_have(struct torrent *t, uint32_t piece)
     if (p->state != PEER_ACTIVE)
       continue;
     if (bitfield_get(&p->have, piece)) {
-      if (--p->wanted == 0)
+      if (p->wanted > 0 && --p->wanted == 0)
         update_interest(t, p);
       continue;
     }
@@ -272,10 +304,11 @@ static int on_block(struct torrent *t, struct peer *p, const struct wire_msg *m)
     if (p->reqs[i].piece == m->index && p->reqs[i].begin == m->begin)
       break;
   if (i == p->nreqs || p->reqs[i].length != m->length) {
-    /* late after a CANCEL or a choke, or never asked for */
     t->wasted += m->length;
+    if (was_cancelled(p, m))
+      return 0;                                 /* crossed our CANCEL on the wire */
     if (++p->unrequested > PEER_MAX_UNREQUESTED)
-      return SHOAL_EPROTO;
+      return SHOAL_EPROTO;                      /* data nobody asked for */
     return 0;
   }
   drop_request_at(p, i);
@@ -310,10 +343,7 @@ static int on_block(struct torrent *t, struct peer *p, const struct wire_msg *m)
         continue;
       for (unsigned j = 0; j < o->nreqs; j++) {
         if (o->reqs[j].piece == m->index && o->reqs[j].begin == m->begin) {
-          uint8_t c[17];
-          peer__send(o, c, wire_put_request(c, WIRE_CANCEL, m->index, m->begin, o->reqs[j].length));
-          drop_request_at(o, j);
-          o->unrequested = o->unrequested > 0 ? o->unrequested - 1 : 0;
+          cancel_request(o, j);
           break;
         }
       }
@@ -711,7 +741,7 @@ static void on_tick(uv_timer_t *h)
       if (now - since > PEER_SNUB_MS) {
         LOG_DEBUG("peer %s: snubbed us, re-requesting its blocks elsewhere", p->name);
         p->snubbed = true;
-        unrequest_all(t, p);
+        cancel_all(t, p);
         p->target_reqs = PEER_MIN_PIPELINE;
         for (struct peer *o = t->peers; o; o = o->next)
           if (o != p)
@@ -766,7 +796,7 @@ static void become_seed(struct torrent *t)
       peer__close(p, "both have everything");
       continue;
     }
-    unrequest_all(t, p);
+    cancel_all(t, p);                /* endgame duplicates still out */
     update_interest(t, p);
   }
   run_choker(t, false);
