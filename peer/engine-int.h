@@ -9,6 +9,7 @@
 #include "common/bitfield.h"
 #include "common/buf.h"
 #include "common/manifest.h"
+#include "common/rate.h"
 #include "common/util.h"
 #include "peer/picker.h"
 #include "peer/session.h"
@@ -88,10 +89,7 @@ struct peer {
   unsigned reads_in_flight;
   size_t write_queued;
 
-  uint64_t down_total, up_total;    /* payload bytes */
-  uint64_t down_tick, up_tick;      /* this tick */
-  uint64_t down_hist[5], up_hist[5];
-  uint64_t down_rate, up_rate;
+  struct rate down, up;             /* payload bytes */
   uint64_t started_ms, last_recv_ms, last_send_ms, last_block_ms;
   unsigned unrequested, strikes;
 };
@@ -125,8 +123,8 @@ struct torrent {
 
   uv_timer_t tick;
   unsigned ticks;
-  uint64_t downloaded, uploaded, wasted;
-  uint64_t down_tick, up_tick, down_hist[5], up_hist[5], down_rate, up_rate;
+  struct rate down, up;             /* payload bytes, this session */
+  uint64_t wasted;
 
   bool announced_complete;
   void (*stopped_cb)(void *ctx);

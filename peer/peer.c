@@ -305,15 +305,8 @@ void peer__send_handshake(struct peer *p)
 
 void peer__tick(struct peer *p, uint64_t now)
 {
-  unsigned slot = (unsigned)((now / TORRENT_TICK_MS) % 5);
-  p->down_hist[slot] = p->down_tick;
-  p->up_hist[slot] = p->up_tick;
-  p->down_tick = p->up_tick = 0;
-  uint64_t d = 0, u = 0;
-  for (int i = 0; i < 5; i++)
-    d += p->down_hist[i], u += p->up_hist[i];
-  p->down_rate = d / 5;
-  p->up_rate = u / 5;
+  rate_tick(&p->down, now / TORRENT_TICK_MS);
+  rate_tick(&p->up, now / TORRENT_TICK_MS);
 
   switch (p->state) {
   case PEER_CONNECTING:

@@ -315,10 +315,8 @@ static int on_block(struct torrent *t, struct peer *p, const struct wire_msg *m)
   uint64_t now = engine__now(t->session);
   p->last_block_ms = now;
   p->snubbed = false;
-  p->down_total += m->length;
-  p->down_tick += m->length;
-  t->downloaded += m->length;
-  t->down_tick += m->length;
+  rate_add(&p->down, m->length);
+  rate_add(&t->down, m->length);
 
   picker_peer_t others[PICKER_ENDGAME_MAX_DUP + 1];
   int nothers = 0;
@@ -396,10 +394,8 @@ static void on_block_read(void *ctx, int status)
     return;
   }
   struct torrent *t = p->torrent;
-  p->up_total += rc->length;
-  p->up_tick += rc->length;
-  t->uploaded += rc->length;
-  t->up_tick += rc->length;
+  rate_add(&p->up, rc->length);
+  rate_add(&t->up, rc->length);
   peer__wreq_send(p, rc->wreq);
   free(rc);
   torrent__serve(t, p);
@@ -485,7 +481,7 @@ static void run_choker(struct torrent *t, bool rotate)
     if (p->state != PEER_ACTIVE)
       continue;
     cp[n++] = (struct choker_peer){
-      .ctx = p, .down_rate = p->down_rate, .up_rate = p->up_rate,
+      .ctx = p, .down_rate = p->down.per_s, .up_rate = p->up.per_s,
       .interested = p->peer_interested, .snubbed = p->snubbed,
       .unchoked = !p->am_choking, .optimistic = p->optimistic,
     };
@@ -719,15 +715,8 @@ static void on_tick(uv_timer_t *h)
   struct torrent *t = container_of(h, struct torrent, tick);
   uint64_t now = engine__now(t->session);
   t->ticks++;
-  unsigned slot = t->ticks % 5;
-  t->down_hist[slot] = t->down_tick;
-  t->up_hist[slot] = t->up_tick;
-  t->down_tick = t->up_tick = 0;
-  uint64_t d = 0, u = 0;
-  for (int i = 0; i < 5; i++)
-    d += t->down_hist[i], u += t->up_hist[i];
-  t->down_rate = d / 5;
-  t->up_rate = u / 5;
+  rate_tick(&t->down, t->ticks);
+  rate_tick(&t->up, t->ticks);
 
   struct peer *next;
   for (struct peer *p = t->peers; p; p = next) {
@@ -750,7 +739,7 @@ static void on_tick(uv_timer_t *h)
       }
     }
     /* pipeline depth follows the peer's rate: about a second of data */
-    uint64_t blocks = p->down_rate / PICKER_BLOCK_SIZE;
+    uint64_t blocks = p->down.per_s / PICKER_BLOCK_SIZE;
     p->target_reqs = (unsigned)MIN((uint64_t)PEER_MAX_PIPELINE, MAX((uint64_t)PEER_MIN_PIPELINE, blocks + PEER_MIN_PIPELINE));
     fill_requests(t, p);
   }
@@ -777,7 +766,7 @@ static void on_finished(void *ctx, int status)
     return;
   }
   LOG_INFO("%s: complete", t->m->name);
-  if (t->announce && !t->announced_complete && t->downloaded > 0)
+  if (t->announce && !t->announced_complete && t->down.total > 0)
     announce_completed(t->announce);
   t->announced_complete = true;
   if (t->ev.complete)
@@ -807,8 +796,8 @@ static void become_seed(struct torrent *t)
 static void announce_stats(void *ctx, uint64_t *up, uint64_t *down, uint64_t *left)
 {
   struct torrent *t = ctx;
-  *up = t->uploaded;
-  *down = t->downloaded;
+  *up = t->up.total;
+  *down = t->down.total;
   *left = picker_wanted_bytes_left(t->picker);
 }
 
@@ -887,11 +876,11 @@ void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
   st->have_pieces = t->have.count;
   st->num_pieces = t->m->num_pieces;
   st->checked_pieces = t->checks_done;
-  st->downloaded = t->downloaded;
-  st->uploaded = t->uploaded;
+  st->downloaded = t->down.total;
+  st->uploaded = t->up.total;
   st->wasted = t->wasted;
-  st->down_rate = t->down_rate;
-  st->up_rate = t->up_rate;
+  st->down_rate = t->down.per_s;
+  st->up_rate = t->up.per_s;
   st->known_addrs = t->naddrs;
   for (const struct peer *p = t->peers; p; p = p->next) {
     if (p->state != PEER_ACTIVE)
