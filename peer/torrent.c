@@ -278,8 +278,13 @@ static void on_piece_written(void *ctx, int status)
     picker_piece_passed(t->picker, piece);
     bitfield_set(&t->have, piece);
     broadcast_have(t, piece);
-    if (picker_done(t->picker))
+    if (picker_done(t->picker)) {
       become_seed(t);
+      return;
+    }
+    /* a slot for a piece in progress is free again: keep every pipeline full */
+    for (struct peer *p = t->peers; p; p = p->next)
+      fill_requests(t, p);
     return;
   }
   if (status == SHOAL_EHASH) {
