@@ -112,4 +112,7 @@ PREFIX ?= /usr/local
 clean:
 	rm -rf build build-san build-fuzz
 
+# libFuzzer targets (clang): make fuzz [FUZZ_SECONDS=60]
+-include tests/fuzz/fuzz.mk
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
