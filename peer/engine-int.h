@@ -135,8 +135,8 @@ struct torrent {
 struct session {
   uv_loop_t *loop;
   struct session_config cfg;
-  uv_tcp_t listener;
-  bool listening;
+  uv_tcp_t listener[2];             /* IPv4 and IPv6 (or the one --bind address) */
+  unsigned nlisteners;
   uint16_t port;
   uint8_t peer_id[20];
   struct http_client *http;

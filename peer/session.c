@@ -63,7 +63,7 @@ void session__peer_unpend(struct session *s, struct peer *p)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-  struct session *s = container_of(server, struct session, listener);
+  struct session *s = server->data;
   if (status < 0 || s->closing)
     return;
   struct sockaddr_in any = { .sin_family = AF_INET };
@@ -90,25 +90,48 @@ static void on_connection(uv_stream_t *server, int status)
     peer__close(p, uv_strerror(r));
 }
 
-static int bind_port(struct session *s, const char *addr, uint16_t port)
+static int parse_bind(const char *addr, uint16_t port, struct sockaddr_storage *ss)
 {
-  struct sockaddr_storage ss;
-  int r;
+  memset(ss, 0, sizeof *ss);
   if (strchr(addr, ':'))
-    r = uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&ss);
-  else
-    r = uv_ip4_addr(addr, port, (struct sockaddr_in *)&ss);
-  if (r < 0)
-    return r;
-  if ((r = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) < 0)
-    return r;
-  return uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
+    return uv_ip6_addr(addr, port, (struct sockaddr_in6 *)ss);
+  return uv_ip4_addr(addr, port, (struct sockaddr_in *)ss);
 }
 
+/* Opens listener i on addr:port.  On failure the handle is closed again. */
+static int open_listener(struct session *s, unsigned i, const char *addr, uint16_t port)
+{
+  struct sockaddr_storage ss;
+  int r = parse_bind(addr, port, &ss);
+  if (r < 0)
+    return r;
+  if ((r = uv_tcp_init(s->loop, &s->listener[i])) < 0)
+    return r;
+  s->listener[i].data = s;
+  unsigned flags = ss.ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0;
+  r = uv_tcp_bind(&s->listener[i], (struct sockaddr *)&ss, flags);
+  if (r == 0)
+    r = uv_listen((uv_stream_t *)&s->listener[i], 128, on_connection);
+  if (r < 0)
+    uv_close((uv_handle_t *)&s->listener[i], NULL);
+  return r;
+}
+
+static uint16_t bound_port(uv_tcp_t *h)
+{
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(h, (struct sockaddr *)&ss, &len) < 0)
+    return 0;
+  return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                        : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* With --bind, one socket on that address.  Without, 0.0.0.0 and [::] on
+ * the same port (the IPv6 one only if the machine has IPv6). */
 int session_listen(struct session *s)
 {
-  const char *addr = s->cfg.bind_addr ? s->cfg.bind_addr : "0.0.0.0";
-  int r = UV_EADDRINUSE;
+  const char *only = s->cfg.bind_addr;
   uint16_t ports[SESSION_PORT_TRIES + 1];
   int nports = 0;
   if (s->cfg.port) {
@@ -118,26 +141,34 @@ int session_listen(struct session *s)
       ports[nports++] = (uint16_t)(SESSION_DEFAULT_PORT + i);
     ports[nports++] = 0;   /* any free port */
   }
+  int r = UV_EADDRINUSE;
   for (int i = 0; i < nports; i++) {
-    if ((r = uv_tcp_init(s->loop, &s->listener)) < 0)
-      return r;
-    r = bind_port(s, addr, ports[i]);
-    if (r == 0)
-      break;
-    uv_close((uv_handle_t *)&s->listener, NULL);
+    r = open_listener(s, 0, only ? only : "0.0.0.0", ports[i]);
+    if (r == 0) {
+      s->nlisteners = 1;
+      s->port = bound_port(&s->listener[0]);
+      if (only)
+        break;
+      int r6 = open_listener(s, 1, "::", s->port);
+      if (r6 == 0) {
+        s->nlisteners = 2;
+        break;
+      }
+      if (r6 != UV_EADDRINUSE || ports[i] == 0) {
+        LOG_DEBUG("no IPv6 listener: %s", uv_strerror(r6));
+        break;                 /* no IPv6 here: IPv4 only */
+      }
+      uv_close((uv_handle_t *)&s->listener[0], NULL);
+      s->nlisteners = 0;
+      r = r6;
+    }
+    uv_run(s->loop, UV_RUN_NOWAIT);   /* let failed handles close before reuse */
     if (r != UV_EADDRINUSE)
       return r;
-    uv_run(s->loop, UV_RUN_NOWAIT);   /* let the failed handle close */
   }
   if (r < 0)
     return r;
-  struct sockaddr_storage ss;
-  int len = sizeof ss;
-  uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-  s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                           : ((struct sockaddr_in *)&ss)->sin_port);
-  s->listening = true;
-  LOG_INFO("listening on %s port %u", addr, s->port);
+  LOG_INFO("listening on %s port %u%s", only ? only : "0.0.0.0", s->port, s->nlisteners == 2 ? " and [::]" : "");
   return 0;
 }
 
@@ -179,7 +210,7 @@ static void close_step(struct session *s)
 }
 
 static void on_http_closed(void *ctx) { close_step(ctx); }
-static void on_listener_closed(uv_handle_t *h) { close_step(container_of(h, struct session, listener)); }
+static void on_listener_closed(uv_handle_t *h) { close_step(h->data); }
 
 /* The http client closes only after every torrent has sent its `stopped`. */
 static void on_torrent_stopped(void *ctx)
@@ -203,10 +234,10 @@ void session_close(struct session *s, void (*cb)(void *ctx), void *ctx)
   unsigned ntorrents = 0;
   for (struct torrent *t = s->torrents; t; t = t->next)
     ntorrents++;
-  s->close_pending = ntorrents + 1 + (s->listening ? 1 : 0);   /* torrents, http, listener */
+  s->close_pending = ntorrents + 1 + s->nlisteners;   /* torrents, http, listeners */
   s->stopping_torrents = ntorrents;
-  if (s->listening)
-    uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+  for (unsigned i = 0; i < s->nlisteners; i++)
+    uv_close((uv_handle_t *)&s->listener[i], on_listener_closed);
   if (ntorrents == 0)
     http_client_close(s->http, on_http_closed, s);
   for (struct torrent *t = s->torrents; t; t = t->next)
