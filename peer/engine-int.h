@@ -35,6 +35,17 @@
 #define TORRENT_TICK_MS 1000u
 #define TORRENT_ACTIVE_BYTES (16u << 20)  /* memory for partly downloaded pieces */
 #define SESSION_MAX_PENDING 64u           /* incoming connections before their handshake */
+#define TORRENT_MAX_SUSPECTS 8u           /* failed pieces whose block senders are remembered */
+#define TORRENT_MAX_BANNED 256u           /* banned peer ids per torrent */
+
+/* A piece that failed its hash with blocks from several peers: each block's
+ * hash and sender, until a good copy shows which blocks were bad. */
+struct suspect {
+  uint32_t piece;
+  uint32_t nblocks;                 /* 0: slot free */
+  uint8_t (*hash)[20];
+  uint8_t (*sender)[20];            /* peer ids; all zero when the sender had left */
+};
 
 enum peer_state { PEER_CONNECTING, PEER_HANDSHAKE, PEER_ACTIVE, PEER_CLOSING };
 
@@ -116,6 +127,11 @@ struct torrent {
   struct addr_entry *addrs;
   unsigned naddrs, addr_cursor;
   bool rechoke;                     /* an unchoked peer left: rerun the choker */
+  struct suspect suspects[TORRENT_MAX_SUSPECTS];
+  unsigned suspect_next;
+  uint8_t (*banned)[20];
+  unsigned nbanned;
+  unsigned jobs_in_flight;          /* block-hashing jobs on the threadpool */
 
   uint8_t **pbuf;                   /* partly received pieces, by index */
   unsigned writes_in_flight;

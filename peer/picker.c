@@ -596,6 +596,18 @@ static int forget_received(struct picker *p, struct apiece *a, picker_peer_t *ou
   return n;
 }
 
+int picker_block_senders(const struct picker *p, uint32_t piece, picker_peer_t *out, uint32_t max)
+{
+  if (p == NULL || piece >= p->num_pieces)
+    return -1;
+  const struct apiece *a = active_of(p, piece);
+  if (a == NULL || a->nreceived != a->nblocks || a->nblocks > max)
+    return -1;
+  for (uint32_t i = 0; i < a->nblocks; i++)
+    out[i] = a->blk[i].req[0];
+  return (int)a->nblocks;
+}
+
 int picker_piece_failed(struct picker *p, uint32_t piece, picker_peer_t *senders, int max)
 {
   if (p == NULL || piece >= p->num_pieces)

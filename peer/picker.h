@@ -92,6 +92,12 @@ int picker_received(struct picker *p, uint32_t piece, uint32_t begin, picker_pee
 void picker_piece_passed(struct picker *p, uint32_t piece);
 int picker_piece_failed(struct picker *p, uint32_t piece, picker_peer_t *senders, int max);
 
+/* For a piece whose blocks have all been received (picker_received returned
+ * 1, before picker_piece_passed/failed): the sender of each block, in block
+ * order, into out[0..n).  Returns n (picker_blocks_in_piece), or -1 when the
+ * piece is not complete or max < n. */
+int picker_block_senders(const struct picker *p, uint32_t piece, picker_peer_t *out, uint32_t max);
+
 /* The caller dropped a partially received piece (e.g. its buffer): forget
  * its received blocks too. Requests outstanding for it stay recorded. */
 void picker_piece_reset(struct picker *p, uint32_t piece);

@@ -4,6 +4,7 @@
 
 #include "common/compact.h"
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "peer/announce.h"
 #include "peer/choker.h"
@@ -226,20 +227,184 @@ static void broadcast_have(struct torrent *t, uint32_t piece)
 
 static void become_seed(struct torrent *t);
 
+static struct peer *peer_by_id(struct torrent *t, picker_peer_t id)
+{
+  for (struct peer *p = t->peers; p; p = p->next)
+    if (p->state == PEER_ACTIVE && p->id == id)
+      return p;
+  return NULL;
+}
+
+static bool is_banned(const struct torrent *t, const uint8_t peer_id[20])
+{
+  for (unsigned i = 0; i < t->nbanned; i++)
+    if (memcmp(t->banned[i], peer_id, 20) == 0)
+      return true;
+  return false;
+}
+
+/* Bans a peer id: its connections are closed and it is refused from now on. */
+static void ban(struct torrent *t, const uint8_t peer_id[20], const char *why)
+{
+  static const uint8_t zero[20];
+  if (memcmp(peer_id, zero, 20) == 0 || is_banned(t, peer_id))
+    return;
+  if (t->nbanned < TORRENT_MAX_BANNED)
+    memcpy(t->banned[t->nbanned++], peer_id, 20);
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    if (p->state != PEER_ACTIVE || memcmp(p->peer_id, peer_id, 20) != 0)
+      continue;
+    LOG_WARN("peer %s: banned: %s", p->name, why);
+    if (p->entry)
+      p->entry->banned = true;
+    peer__close(p, why);
+  }
+}
+
 static void strike(struct torrent *t, picker_peer_t id)
 {
-  for (struct peer *p = t->peers; p; p = p->next) {
-    if (p->state == PEER_ACTIVE && p->id == id) {
-      p->strikes++;
-      LOG_INFO("peer %s: strike %u for bad data", p->name, p->strikes);
-      if (p->strikes >= PEER_MAX_STRIKES) {
-        if (p->entry)
-          p->entry->banned = true;
-        peer__close(p, "sent bad data too often: banned");
-      }
-      return;
-    }
+  struct peer *p = peer_by_id(t, id);
+  if (p == NULL)
+    return;
+  p->strikes++;
+  LOG_INFO("peer %s: strike %u for bad data", p->name, p->strikes);
+  if (p->strikes >= PEER_MAX_STRIKES)
+    ban(t, p->peer_id, "sent bad data too often");
+}
+
+/* ---- smart ban: which of several senders spoiled a piece ---- */
+
+struct block_hash_job {
+  uv_work_t req;
+  struct torrent *t;
+  uint32_t piece, size, nblocks;
+  bool good;                        /* data passed its hash check */
+  uint8_t *data;
+  uint8_t (*hash)[20];
+  uint8_t (*sender)[20];
+};
+
+static void suspect_free(struct suspect *sp)
+{
+  free(sp->hash);
+  free(sp->sender);
+  memset(sp, 0, sizeof *sp);
+}
+
+static void job_free(struct block_hash_job *j)
+{
+  free(j->data);
+  free(j->hash);
+  free(j->sender);
+  free(j);
+}
+
+static void hash_blocks_work(uv_work_t *req)
+{
+  struct block_hash_job *j = container_of(req, struct block_hash_job, req);
+  for (uint32_t i = 0; i < j->nblocks; i++) {
+    uint32_t off = i * PICKER_BLOCK_SIZE;
+    hash_sha1(j->data + off, MIN(PICKER_BLOCK_SIZE, j->size - off), j->hash[i]);
   }
+}
+
+static void hash_blocks_done(uv_work_t *req, int status)
+{
+  struct block_hash_job *j = container_of(req, struct block_hash_job, req);
+  struct torrent *t = j->t;
+  t->jobs_in_flight--;
+  if (status < 0 || t->state == TORRENT_STOPPING) {
+    job_free(j);
+    maybe_stopped(t);
+    return;
+  }
+  if (!j->good) {
+    /* remember the bad copy (the oldest record gives way) */
+    struct suspect *sp = &t->suspects[t->suspect_next++ % TORRENT_MAX_SUSPECTS];
+    suspect_free(sp);
+    *sp = (struct suspect){ j->piece, j->nblocks, j->hash, j->sender };
+    j->hash = NULL;
+    j->sender = NULL;
+    job_free(j);
+    return;
+  }
+  for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++) {
+    struct suspect *sp = &t->suspects[k];
+    if (sp->nblocks == 0 || sp->piece != j->piece || sp->nblocks != j->nblocks)
+      continue;
+    for (uint32_t i = 0; i < sp->nblocks; i++)
+      if (memcmp(sp->hash[i], j->hash[i], 20) != 0)
+        ban(t, sp->sender[i], "sent a corrupt block");
+    suspect_free(sp);
+  }
+  job_free(j);
+}
+
+static bool has_suspect(const struct torrent *t, uint32_t piece)
+{
+  for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++)
+    if (t->suspects[k].nblocks && t->suspects[k].piece == piece)
+      return true;
+  return false;
+}
+
+/* Hashes the blocks of data (taken over) on the threadpool. */
+static void queue_block_hashes(struct torrent *t, uint32_t piece, uint8_t *data, bool good, uint8_t (*sender)[20])
+{
+  uint32_t size = manifest_piece_size(t->m, piece);
+  uint32_t nb = (size + PICKER_BLOCK_SIZE - 1) / PICKER_BLOCK_SIZE;
+  struct block_hash_job *j = calloc(1, sizeof *j);
+  if (j)
+    j->hash = calloc(nb, sizeof *j->hash);
+  if (j == NULL || j->hash == NULL ||
+      uv_queue_work(t->session->loop, &j->req, hash_blocks_work, hash_blocks_done) < 0) {
+    if (j)
+      free(j->hash);
+    free(j);
+    free(data);
+    free(sender);
+    return;
+  }
+  j->t = t;
+  j->piece = piece;
+  j->size = size;
+  j->nblocks = nb;
+  j->good = good;
+  j->data = data;
+  j->sender = sender;
+  t->jobs_in_flight++;
+}
+
+/* A piece failed: strike a lone sender at once; with several senders,
+ * remember who sent which block so that a good copy can tell. */
+static void piece_failed(struct torrent *t, uint32_t piece, uint8_t *data)
+{
+  picker_peer_t who[MANIFEST_MAX_PIECE_LEN / PICKER_BLOCK_SIZE];   /* 2 KiB */
+  int nb = picker_block_senders(t->picker, piece, who, ARRAY_SIZE(who));
+  bool several = false;
+  for (int i = 1; i < nb; i++)
+    several |= who[i] != who[0];
+  if (nb > 0 && !several) {
+    strike(t, who[0]);
+    free(data);
+  } else if (nb > 0) {
+    uint8_t (*sender)[20] = calloc((size_t)nb, sizeof *sender);
+    if (sender)
+      for (int i = 0; i < nb; i++) {
+        struct peer *p = peer_by_id(t, who[i]);
+        if (p)
+          memcpy(sender[i], p->peer_id, 20);
+      }
+    if (sender)
+      queue_block_hashes(t, piece, data, false, sender);
+    else
+      free(data);
+  } else {
+    free(data);
+  }
+  picker_piece_failed(t->picker, piece, NULL, 0);
 }
 
 static void fail_torrent(struct torrent *t, int err, const char *what)
@@ -266,15 +431,19 @@ static void on_piece_written(void *ctx, int status)
   uint32_t piece = wc->piece;
   free(wc);
   t->writes_in_flight--;
-  free(t->pbuf[piece]);
+  uint8_t *data = t->pbuf[piece];
   t->pbuf[piece] = NULL;
-  if (t->state == TORRENT_STOPPING) {
-    maybe_stopped(t);
+  if (t->state != TORRENT_DOWNLOADING) {
+    free(data);
+    if (t->state == TORRENT_STOPPING)
+      maybe_stopped(t);
     return;
   }
-  if (t->state != TORRENT_DOWNLOADING)
-    return;
   if (status == 0) {
+    if (has_suspect(t, piece))
+      queue_block_hashes(t, piece, data, true, NULL);   /* a good copy: find the bad blocks */
+    else
+      free(data);
     picker_piece_passed(t->picker, piece);
     bitfield_set(&t->have, piece);
     broadcast_have(t, piece);
@@ -288,16 +457,14 @@ static void on_piece_written(void *ctx, int status)
     return;
   }
   if (status == SHOAL_EHASH) {
-    picker_peer_t senders[16];
-    int n = picker_piece_failed(t->picker, piece, senders, 16);
     t->wasted += manifest_piece_size(t->m, piece);
     LOG_WARN("%s: piece %u failed its hash check; downloading it again", t->m->name, piece);
-    for (int i = 0; i < n; i++)
-      strike(t, senders[i]);
+    piece_failed(t, piece, data);
     for (struct peer *p = t->peers; p; p = p->next)
       fill_requests(t, p);
     return;
   }
+  free(data);
   picker_piece_reset(t->picker, piece);
   fail_torrent(t, status, "cannot write data");
 }
@@ -627,6 +794,8 @@ int torrent__handshake_done(struct torrent *t, struct peer *p, const struct wire
   if (memcmp(h->infohash, t->m->infohash, 20) != 0)
     return SHOAL_EPROTO;
   memcpy(p->peer_id, h->peer_id, 20);
+  if (is_banned(t, p->peer_id))
+    return SHOAL_EPROTO;
   int r = resolve_duplicate(t, p);
   if (r < 0)
     return r;
@@ -648,6 +817,8 @@ int torrent__attach_incoming(struct session *s, struct peer *p, const struct wir
     return SHOAL_ENOTFOUND;
   if (t->npeers >= t->session->cfg.max_peers)
     return UV_EMFILE;
+  if (is_banned(t, h->peer_id))
+    return SHOAL_EPROTO;
   session__peer_unpend(s, p);
   link_peer(t, p);
   memcpy(p->peer_id, h->peer_id, 20);
@@ -916,9 +1087,11 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
   t->id_used = calloc(65536 / 8, 1);
   t->addrs = calloc(TORRENT_MAX_ADDRS, sizeof *t->addrs);
   t->pbuf = calloc(m->num_pieces, sizeof *t->pbuf);
+  t->banned = calloc(TORRENT_MAX_BANNED, sizeof *t->banned);
   t->picker = picker_new(m->num_pieces, m->piece_length, m->total_length);
   int r = UV_ENOMEM;
-  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->pbuf == NULL || t->picker == NULL ||
+  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->pbuf == NULL || t->banned == NULL ||
+      t->picker == NULL ||
       bitfield_init(&t->have, m->num_pieces) < 0)
     goto fail;
   picker_set_max_active(t->picker, MAX(2u, TORRENT_ACTIVE_BYTES / m->piece_length));
@@ -941,6 +1114,9 @@ void torrent__free(struct torrent *t)
   if (t->picker)
     picker_free(t->picker);
   bitfield_free(&t->have);
+  for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++)
+    suspect_free(&t->suspects[k]);
+  free(t->banned);
   free(t->addrs);
   free(t->id_used);
   free(t->dir);
@@ -950,7 +1126,7 @@ void torrent__free(struct torrent *t)
 
 static void maybe_stopped(struct torrent *t)
 {
-  if (t->stop_pending > 0 || t->writes_in_flight > 0)
+  if (t->stop_pending > 0 || t->writes_in_flight > 0 || t->jobs_in_flight > 0)
     return;
   void (*cb)(void *) = t->stopped_cb;
   void *ctx = t->stopped_ctx;

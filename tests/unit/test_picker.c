@@ -1126,11 +1126,47 @@ START_TEST(test_simulation)
 }
 END_TEST
 
+/* Who sent each block of a complete piece, for telling an honest sender from
+ * a bad one after a failed hash check. */
+START_TEST(test_block_senders)
+{
+  struct picker *p = mkp(2, 4);
+  struct bitfield all;
+  bf_empty(&all, 2);
+  bitfield_set_all(&all);
+  picker_add_bitfield(p, &all);
+  struct picker_block b[8];
+  picker_peer_t who[8];
+  int n = picker_pick(p, &all, 7, b, 2, 1);
+  ck_assert_int_eq(n, 2);
+  uint32_t piece = b[0].piece;
+  ck_assert_uint_eq(b[1].piece, piece);
+  int m = picker_pick(p, &all, 9, b + 2, 2, 2);
+  ck_assert_int_eq(m, 2);
+  ck_assert_uint_eq(b[2].piece, piece);
+  ck_assert_int_eq(picker_block_senders(p, piece, who, 8), -1);   /* not complete yet */
+  int others;
+  for (int i = 0; i < 4; i++)
+    picker_received(p, piece, b[i].begin, i < 2 ? 7 : 9, NULL, 0, &others);
+  ck_assert_int_eq(picker_block_senders(p, piece, who, 3), -1);   /* too small */
+  ck_assert_int_eq(picker_block_senders(p, piece, who, 8), 4);
+  for (int i = 0; i < 4; i++) {
+    uint32_t blk = b[i].begin / BS;
+    ck_assert_uint_eq(who[blk], i < 2 ? 7 : 9);
+  }
+  ck_assert_int_eq(picker_block_senders(p, 1 - piece, who, 8), -1);
+  ck_assert_int_eq(picker_block_senders(p, 5, who, 8), -1);
+  bitfield_free(&all);
+  picker_free(p);
+}
+END_TEST
+
 Suite *picker_suite(void)
 {
   Suite *s = suite_create("picker");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, test_new_invalid);
+  tcase_add_test(tc, test_block_senders);
   tcase_add_test(tc, test_block_sizes);
   tcase_add_test(tc, test_rarest_first);
   tcase_add_test(tc, test_rarest_many_per_call);
