@@ -169,7 +169,9 @@ static void parse_opts(int argc, char **argv, struct opts *o, const char *allowe
     case OPT_PEER:
       if (o->npeers >= MAX_MANUAL_PEERS)
         die_usage("at most %d --peer options", MAX_MANUAL_PEERS);
-      if (compact_addr_parse(optarg, &o->peers[o->npeers]) < 0)
+      if (compact_addr_parse(optarg, &o->peers[o->npeers]) < 0 ||
+          (o->peers[o->npeers].ss_family == AF_INET ? ((struct sockaddr_in *)&o->peers[o->npeers])->sin_port
+                                                    : ((struct sockaddr_in6 *)&o->peers[o->npeers])->sin6_port) == 0)
         die_usage("--peer wants a numeric HOST:PORT such as 127.0.0.1:6881 or [::1]:6881, not '%s'", optarg);
       o->npeers++;
       break;

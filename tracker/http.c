@@ -668,7 +668,14 @@ static void trackerhttp_conn_request(struct trackerhttp_conn *c)
                                  (const struct sockaddr *)&c->remote, now, &body);
   c->requests++;
   bool keep = http_should_keep_alive(&c->parser) && c->requests < srv->cfg.max_requests && !srv->closing;
-  LOG_DEBUG("%d %.*s", status, (int)(c->url_len > 200 ? 200 : c->url_len), c->url);
+  if (LOG_LEVEL_DEBUG <= log_level) {
+    char shown[201];
+    size_t n = c->url_len < sizeof shown - 1 ? c->url_len : sizeof shown - 1;
+    for (size_t i = 0; i < n; i++)
+      shown[i] = c->url[i] > 0x20 && c->url[i] < 0x7f ? c->url[i] : '?';
+    shown[n] = '\0';
+    LOG_DEBUG("%d %s", status, shown);
+  }
   trackerhttp_conn_answer(c, status, &body, keep);
   buf_free(&body);
 }

@@ -62,8 +62,10 @@ int trackerhttp_parse_announce(const char *query, size_t len, struct trackerhttp
  * {complete, incomplete, interval, min interval, peers[, peers6][, warning
  * message]} -- peers as a compact string (BEP 23) with IPv6 peers in peers6
  * (BEP 7), or with compact=0 a list of {ip, peer id, port} dicts -- or
- * {failure reason} for a malformed request.  The requester is never in its
- * own answer.  Returns 0 (also for a failure answer), or the buf error when
+ * {failure reason} for a malformed request.  Peers are a uniform random
+ * sample of at most numwant; the requester is never in its own answer, and a
+ * seed (left=0) is given only leechers.  When a cap of the swarms is reached
+ * the peer is not recorded but still answered, with a `warning message`.  Returns 0 (also for a failure answer), or the buf error when
  * `out` is full (its contents are then unspecified), or UV_ENOMEM. */
 int trackerhttp_announce(struct swarms *s, const struct trackerhttp_config *cfg,
                          const char *query, size_t len, const struct sockaddr *remote,
