@@ -32,9 +32,16 @@ static int limits(uint8_t id, size_t bitfield_len, uint32_t *min, uint32_t *max)
   case WIRE_HAVE:
     *min = *max = 4; return 0;
   case WIRE_BITFIELD:
+    if (bitfield_len == SIZE_MAX) {
+      *min = 0; *max = WIRE_MAX_BITFIELD; return 0;
+    }
     *min = *max = (uint32_t)bitfield_len; return 0;
-  case WIRE_REQUEST: case WIRE_CANCEL:
+  case WIRE_REQUEST: case WIRE_CANCEL: case WIRE_REJECT:
     *min = *max = 12; return 0;
+  case WIRE_SUGGEST: case WIRE_ALLOWED_FAST:
+    *min = *max = 4; return 0;
+  case WIRE_HAVE_ALL: case WIRE_HAVE_NONE:
+    *min = *max = 0; return 0;
   case WIRE_PIECE:
     *min = 9; *max = 8 + WIRE_MAX_BLOCK; return 0;
   case WIRE_PORT:
@@ -69,6 +76,12 @@ int wire_frame(const uint8_t *p, size_t avail, size_t bitfield_len, size_t *tota
   return 1;
 }
 
+/* An index is in range, or the piece count is not known yet. */
+static bool index_ok(uint32_t index, uint32_t num_pieces)
+{
+  return num_pieces == WIRE_PIECES_UNKNOWN || index < num_pieces;
+}
+
 int wire_parse(const uint8_t *p, size_t total, uint32_t num_pieces, struct wire_msg *m)
 {
   memset(m, 0, sizeof *m);
@@ -80,29 +93,34 @@ int wire_parse(const uint8_t *p, size_t total, uint32_t num_pieces, struct wire_
   }
   struct cur c = cur_make(p + 5, total - 5);
   m->id = p[4];
+  if (m->id >= WIRE_SUGGEST && m->id <= WIRE_ALLOWED_FAST) {
+    m->payload = c.p;            /* the Fast Extension parser reads it (peer/ext.h) */
+    m->payload_len = c.len;
+  }
   switch (m->id) {
   case WIRE_CHOKE: case WIRE_UNCHOKE: case WIRE_INTERESTED: case WIRE_NOT_INTERESTED:
+  case WIRE_HAVE_ALL: case WIRE_HAVE_NONE:
     return c.len == 0 ? 0 : SHOAL_EPROTO;
-  case WIRE_HAVE:
-    if (cur_u32be(&c, &m->index) || c.len || m->index >= num_pieces)
+  case WIRE_HAVE: case WIRE_SUGGEST: case WIRE_ALLOWED_FAST:
+    if (cur_u32be(&c, &m->index) || c.len || !index_ok(m->index, num_pieces))
       return SHOAL_EPROTO;
     return 0;
   case WIRE_BITFIELD:
-    if (c.len != bitfield_bytes(num_pieces))
+    if (num_pieces == WIRE_PIECES_UNKNOWN ? c.len > WIRE_MAX_BITFIELD : c.len != bitfield_bytes(num_pieces))
       return SHOAL_EPROTO;
     m->payload = c.p;
     m->payload_len = c.len;
     return 0;
-  case WIRE_REQUEST: case WIRE_CANCEL:
+  case WIRE_REQUEST: case WIRE_CANCEL: case WIRE_REJECT:
     if (cur_u32be(&c, &m->index) || cur_u32be(&c, &m->begin) || cur_u32be(&c, &m->length) || c.len)
       return SHOAL_EPROTO;
-    if (m->index >= num_pieces || m->length == 0 || m->length > WIRE_MAX_BLOCK)
+    if (!index_ok(m->index, num_pieces) || m->length == 0 || m->length > WIRE_MAX_BLOCK)
       return SHOAL_EPROTO;
     return 0;
   case WIRE_PIECE:
     if (cur_u32be(&c, &m->index) || cur_u32be(&c, &m->begin))
       return SHOAL_EPROTO;
-    if (m->index >= num_pieces || c.len == 0 || c.len > WIRE_MAX_BLOCK)
+    if (!index_ok(m->index, num_pieces) || c.len == 0 || c.len > WIRE_MAX_BLOCK)
       return SHOAL_EPROTO;
     m->payload = c.p;
     m->payload_len = c.len;

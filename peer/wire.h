@@ -16,6 +16,8 @@
 #define WIRE_MAX_BLOCK (16u * 1024)            /* largest block we request or serve */
 #define WIRE_MAX_EXTENDED (128u * 1024)        /* largest extension message accepted */
 #define WIRE_MAX_UNKNOWN (32u * 1024)          /* unknown ids: skipped if no larger */
+#define WIRE_MAX_BITFIELD (512u * 1024)        /* a bitfield before the piece count is known */
+#define WIRE_PIECES_UNKNOWN UINT32_MAX         /* num_pieces while a magnet's metadata is fetched */
 
 enum wire_id {
   WIRE_CHOKE = 0,
@@ -28,6 +30,11 @@ enum wire_id {
   WIRE_PIECE = 7,
   WIRE_CANCEL = 8,
   WIRE_PORT = 9,
+  WIRE_SUGGEST = 0x0d,                       /* BEP 6 Fast Extension */
+  WIRE_HAVE_ALL = 0x0e,
+  WIRE_HAVE_NONE = 0x0f,
+  WIRE_REJECT = 0x10,
+  WIRE_ALLOWED_FAST = 0x11,
   WIRE_EXTENDED = 20,
   WIRE_KEEPALIVE = -1,                       /* pseudo id for a zero-length message */
 };
@@ -48,22 +55,28 @@ int wire_handshake_parse(const uint8_t in[WIRE_HANDSHAKE_LEN], struct wire_hands
  * 4-byte length prefix included), or an error as soon as the length prefix
  * and id (the first 5 bytes) show a size that id can never have:
  * SHOAL_ETOOBIG when longer than the id allows, SHOAL_EPROTO when shorter.
- * bitfield_len is bitfield_bytes(num_pieces). */
+ * bitfield_len is bitfield_bytes(num_pieces), or SIZE_MAX while the piece
+ * count is not known (then any bitfield up to WIRE_MAX_BITFIELD passes). */
 int wire_frame(const uint8_t *p, size_t avail, size_t bitfield_len, size_t *total);
 
 struct wire_msg {
   int id;                     /* enum wire_id, 0..255 from the wire (unknown ids are
                                  passed through); WIRE_KEEPALIVE for a zero-length message */
   uint32_t index, begin, length;
-  const uint8_t *payload;     /* bitfield, block data, extension payload: borrowed */
+  const uint8_t *payload;     /* borrowed: BITFIELD bits, PIECE block data, EXTENDED bytes
+                                 after the extension id, Fast Extension and unknown
+                                 messages' bytes after the id; NULL otherwise */
   size_t payload_len;
   uint16_t port;
   uint8_t ext_id;
 };
 
 /* Parses a whole framed message (as delimited by wire_frame): exact payload
- * sizes per id, index < num_pieces, block lengths 1..WIRE_MAX_BLOCK.
- * 0 or SHOAL_EPROTO. */
+ * sizes per id, index < num_pieces, block lengths 1..WIRE_MAX_BLOCK.  With
+ * num_pieces WIRE_PIECES_UNKNOWN, indices are not checked and a bitfield of
+ * any length up to WIRE_MAX_BITFIELD is accepted.  Fast Extension messages
+ * (BEP 6) come out with their index/begin/length filled in.  0 or
+ * SHOAL_EPROTO. */
 int wire_parse(const uint8_t *p, size_t total, uint32_t num_pieces, struct wire_msg *m);
 
 /* Builders write into caller memory and return the byte count. */

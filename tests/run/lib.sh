@@ -98,7 +98,7 @@ out_value() {  # name, key
 
 # Waits until a started shoal printed its port, and echoes it.
 shoal_port() {  # name
-  wait_for 60 "$1 to print its port" grep -q '^port: ' "$TMP/$1.out" >/dev/null && out_value "$1" port
+  wait_for 60 "$1 to print its port" grep -qs '^port: ' "$TMP/$1.out" && out_value "$1" port
 }
 
 # Random file of N bytes (reproducible per seed).

@@ -182,7 +182,7 @@ START_TEST(test_frame_prefixes)
   const uint8_t port[] = { 0, 0, 0, 3, WIRE_PORT, 0x1a, 0xe1 };
   const uint8_t ext[] = { 0, 0, 0, 4, WIRE_EXTENDED, 0, 'd', 'e' };
   const uint8_t unk[] = { 0, 0, 0, 4, 42, 'x', 'y', 'z' };
-  const uint8_t unk0[] = { 0, 0, 0, 1, 13 };
+  const uint8_t unk0[] = { 0, 0, 0, 1, 12 };
   check_frames_exactly(choke, sizeof choke, bl);
   check_frames_exactly(notint, sizeof notint, bl);
   check_frames_exactly(have, sizeof have, bl);
@@ -293,7 +293,7 @@ START_TEST(test_frame_header_extended_unknown)
   ck_assert_int_eq(frame_header(1, WIRE_EXTENDED, 3), SHOAL_EPROTO); /* no extension id */
 
   /* Ids BEP 3 does not define (and the ones shoal does not handle), 255 included. */
-  static const uint8_t unk[] = { 10, 11, 13, 14, 16, 17, 19, 21, 100, 254, 255 };
+  static const uint8_t unk[] = { 10, 11, 12, 18, 19, 21, 100, 254, 255 };
   for (size_t i = 0; i < sizeof unk; i++) {
     ck_assert_int_eq(frame_header(1 + WIRE_MAX_UNKNOWN + 1, unk[i], 3), SHOAL_ETOOBIG);
     ck_assert_int_eq(frame_header(0xffffffffu, unk[i], 3), SHOAL_ETOOBIG);
@@ -366,7 +366,10 @@ START_TEST(test_parse_have)
   ck_assert_int_eq(wire_parse(h, 9, 0, &m), SHOAL_EPROTO);
   put_u32be(h + 5, 0xffffffffu);
   ck_assert_int_eq(wire_parse(h, 9, 1000, &m), SHOAL_EPROTO);
-  ck_assert_int_eq(wire_parse(h, 9, 0xffffffffu, &m), SHOAL_EPROTO);
+  ck_assert_int_eq(wire_parse(h, 9, 0xfffffffeu, &m), SHOAL_EPROTO);
+  /* while the piece count is unknown (magnet metadata) any index passes */
+  ck_assert_int_eq(wire_parse(h, 9, WIRE_PIECES_UNKNOWN, &m), 0);
+  ck_assert_uint_eq(m.index, 0xffffffffu);
   put_u32be(h + 5, 0);
   ck_assert_int_eq(wire_parse(h, 9, 1, &m), 0);
   ck_assert_uint_eq(m.index, 0);
@@ -536,9 +539,9 @@ START_TEST(test_parse_unknown)
   ck_assert_ptr_eq(m.payload, u + 5);
   ck_assert_uint_eq(m.payload_len, 3);
   ck_assert_mem_eq(m.payload, "xyz", 3);
-  const uint8_t u0[5] = { 0, 0, 0, 1, 13 };
+  const uint8_t u0[5] = { 0, 0, 0, 1, 12 };
   ck_assert_int_eq(wire_parse(u0, 5, 1, &m), 0);
-  ck_assert_uint_eq(m.id, 13);
+  ck_assert_uint_eq(m.id, 12);
   ck_assert_uint_eq(m.payload_len, 0);
 }
 END_TEST
@@ -734,7 +737,7 @@ static void gen_message(struct buf *s, struct expect *e)
     break;
   }
   default: {
-    static const uint8_t unk[] = { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 64, 128, 254 };
+    static const uint8_t unk[] = { 10, 11, 12, 18, 19, 21, 64, 128, 254 };
     e->id = unk[rng_below(sizeof unk)];
     e->len = rng_below(16) ? rng_below(100) : 1 + rng_below(WIRE_MAX_UNKNOWN);
     if (e->len > WIRE_MAX_UNKNOWN)
