@@ -11,6 +11,7 @@
 #include "common/manifest.h"
 #include "common/rate.h"
 #include "common/util.h"
+#include "peer/ext.h"
 #include "peer/picker.h"
 #include "peer/session.h"
 #include "peer/wire.h"
@@ -35,6 +36,11 @@
 #define TORRENT_TICK_MS 1000u
 #define TORRENT_ACTIVE_BYTES (16u << 20)  /* memory for partly downloaded pieces */
 #define SESSION_MAX_PENDING 64u           /* incoming connections before their handshake */
+#define PEER_MAX_ALLOWED_FAST 32u         /* pieces a peer lets us fetch while it chokes us */
+#define PEER_MAX_MD_INFLIGHT 2u           /* metadata pieces asked of one peer at once */
+#define PEX_INTERVAL_MS 60000u            /* BEP 11: at most one PEX message a minute */
+#define PEX_MIN_GAP_IN_MS 30000u          /* PEX from a peer faster than this is ignored */
+#define PEX_MAX_ADD 50u                   /* addresses taken from one PEX message */
 #define TORRENT_MAX_SUSPECTS 8u           /* failed pieces whose block senders are remembered */
 #define TORRENT_MAX_BANNED 256u           /* banned peer ids per torrent */
 
@@ -103,6 +109,19 @@ struct peer {
   struct rate down, up;             /* payload bytes */
   uint64_t started_ms, last_recv_ms, last_send_ms, last_block_ms;
   unsigned unrequested, strikes;
+
+  bool fast, extended;              /* both sides advertised BEP 6 / BEP 10 */
+  struct ext_handshake ext;         /* the peer's BEP 10 handshake (defaults until it comes) */
+  uint32_t allowed_in[PEER_MAX_ALLOWED_FAST]; /* it lets us fetch these while choking us */
+  unsigned nallowed_in;
+  uint32_t allowed_out[EXT_ALLOWED_FAST_K];    /* we serve these while choking it */
+  unsigned nallowed_out;
+  struct bitfield fast_pick;        /* scratch: its pieces we may fetch while choked */
+  struct buf md_bits;               /* metadata phase: its bitfield, as far as known */
+  bool md_have_all;
+  unsigned md_inflight;             /* metadata pieces asked of it */
+  uint64_t pex_in_ms;               /* last PEX message taken from it */
+  bool pex_sent;                    /* it has had our first PEX message */
 };
 
 struct torrent {
@@ -118,6 +137,11 @@ struct torrent {
   struct torrent_events ev;
   void *ev_ctx;
   bool skip_check;
+  bool has_metadata;                /* false while a magnet's info dict is fetched */
+  struct ext_md_asm md;             /* that info dict, piece by piece */
+  uint8_t *file_prio;               /* per file, when set (0 skip, 1 normal, 2 high) */
+  struct sockaddr_storage *pex_prev; /* addresses in the last PEX round */
+  unsigned npex_prev;
 
   struct peer *peers;               /* handshaken and connecting outgoing */
   unsigned npeers, half_open;
@@ -190,6 +214,19 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
                  const struct torrent_events *ev, void *ctx, struct torrent **out);
 void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx);  /* then torrent__free */
 void torrent__free(struct torrent *t);
+
+/* torrent.c: called by exchange.c */
+void torrent__fill_requests(struct torrent *t, struct peer *p);
+void torrent__fail(struct torrent *t, int err, const char *what);
+/* A magnet's info dict arrived and matched the infohash (info taken over). */
+void torrent__set_metadata(struct torrent *t, uint8_t *info, uint32_t size);
+uint32_t torrent__num_pieces(const struct torrent *t);  /* WIRE_PIECES_UNKNOWN before metadata */
+
+/* exchange.c: BEP 10 extension messages -- handshake, ut_metadata (BEP 9), ut_pex (BEP 11) */
+void exchange__send_handshake(struct torrent *t, struct peer *p);
+int exchange__on_extended(struct torrent *t, struct peer *p, const struct wire_msg *m);
+void exchange__tick(struct torrent *t, uint64_t now);
+void exchange__md_request(struct torrent *t, struct peer *p);
 
 /* session.c */
 void session__peer_unpend(struct session *s, struct peer *p);

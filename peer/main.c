@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/magnet.h"
 #include "common/manifest.h"
 #include "common/util.h"
 #include "peer/create.h"
@@ -36,8 +37,10 @@ static const char usage_text[] =
   "      show what a .torrent describes\n"
   "  shoal seed PATH [FILE.torrent] [--announce URL]... [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
   "      share PATH (with its .torrent, or one is created next to it) until interrupted\n"
-  "  shoal get FILE.torrent [-o DIR] [--seed] [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
-  "      download into DIR (default .), checking what is already there; exit 0 when complete\n"
+  "  shoal get FILE.torrent|MAGNET [-o DIR] [--seed] [--only LIST|--skip LIST] [--save-torrent FILE]\n"
+  "            [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
+  "      download into DIR (default .), checking what is already there; exit 0 when complete;\n"
+  "      LIST is file indexes as `shoal info` shows them, e.g. 0,3-5\n"
   "\n"
   "common options: -q (quiet), -v (verbose, twice for debug), -h (help)\n"
   "  --port N         listening port (default 6881, or the next free one up to 6890, then any)\n"
@@ -134,10 +137,11 @@ struct opts {
   int verbosity;
   const char *args[2];
   int nargs;
+  const char *only, *skip, *save_torrent;
 };
 
 enum { OPT_PEER = 1000, OPT_PORT, OPT_BIND, OPT_SEED, OPT_JSON, OPT_ANNOUNCE, OPT_PIECE, OPT_PRIVATE,
-       OPT_COMMENT, OPT_MAXPEERS, OPT_SLOTS };
+       OPT_COMMENT, OPT_MAXPEERS, OPT_SLOTS, OPT_ONLY, OPT_SKIP, OPT_SAVE };
 
 static void parse_opts(int argc, char **argv, struct opts *o, const char *allowed)
 {
@@ -148,6 +152,8 @@ static void parse_opts(int argc, char **argv, struct opts *o, const char *allowe
     { "announce", required_argument, NULL, OPT_ANNOUNCE }, { "piece-size", required_argument, NULL, OPT_PIECE },
     { "private", no_argument, NULL, OPT_PRIVATE }, { "comment", required_argument, NULL, OPT_COMMENT },
     { "max-peers", required_argument, NULL, OPT_MAXPEERS }, { "upload-slots", required_argument, NULL, OPT_SLOTS },
+    { "only", required_argument, NULL, OPT_ONLY }, { "skip", required_argument, NULL, OPT_SKIP },
+    { "save-torrent", required_argument, NULL, OPT_SAVE },
     { "quiet", no_argument, NULL, 'q' }, { "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -194,6 +200,9 @@ static void parse_opts(int argc, char **argv, struct opts *o, const char *allowe
     case OPT_COMMENT: o->comment = optarg; break;
     case OPT_MAXPEERS: o->max_peers = parse_uint(optarg, 10000, "--max-peers"); break;
     case OPT_SLOTS: o->upload_slots = parse_uint(optarg, 1000, "--upload-slots"); break;
+    case OPT_ONLY: o->only = optarg; break;
+    case OPT_SKIP: o->skip = optarg; break;
+    case OPT_SAVE: o->save_torrent = optarg; break;
     default: die_usage("bad option");
     }
   }
@@ -202,12 +211,25 @@ static void parse_opts(int argc, char **argv, struct opts *o, const char *allowe
       die_usage("%s: too many arguments", cmd);
     o->args[o->nargs++] = argv[i];
   }
+  if (o->only && o->skip)
+    die_usage("--only and --skip do not go together");
   log_level = LOG_LEVEL_WARN + o->verbosity;
   if (log_level < LOG_LEVEL_ERROR)
     log_level = LOG_LEVEL_ERROR;
 }
 
 /* ---- info ---- */
+
+/* The torrent's magnet link with its first tracker of each tier. */
+static char *magnet_of(const struct manifest *m)
+{
+  const char *tr[32];
+  size_t n = 0;
+  for (uint32_t i = 0; i < m->num_tiers && n < ARRAY_SIZE(tr); i++)
+    if (m->tiers[i].count)
+      tr[n++] = m->tiers[i].urls[0];
+  return magnet_build(m->infohash, m->name, tr, n);
+}
 
 static int load_manifest_or_die(const char *path, struct manifest **m)
 {
@@ -240,6 +262,9 @@ static int cmd_info(int argc, char **argv)
     json_object_set_new(j, "piece_size", json_integer(m->piece_length));
     json_object_set_new(j, "pieces", json_integer(m->num_pieces));
     json_object_set_new(j, "private", json_boolean(m->private_));
+    char *link = magnet_of(m);
+    json_object_set_new(j, "magnet", link ? json_string(link) : json_null());
+    free(link);
     json_object_set_new(j, "multi_file", json_boolean(m->multi_file));
     json_t *files = json_array();
     for (uint32_t i = 0; i < m->num_files; i++) {
@@ -274,6 +299,10 @@ static int cmd_info(int argc, char **argv)
     printf("size:       %s (%" PRIu64 " bytes)\n", size, m->total_length);
     printf("pieces:     %u x %s\n", m->num_pieces, psize);
     printf("private:    %s\n", m->private_ ? "yes" : "no");
+    char *link = magnet_of(m);
+    if (link)
+      printf("magnet:     %s\n", link);
+    free(link);
     for (uint32_t i = 0; i < m->num_tiers; i++)
       for (uint32_t k = 0; k < m->tiers[i].count; k++)
         printf("tracker:    [tier %u] %s\n", i, m->tiers[i].urls[k]);
@@ -360,7 +389,38 @@ static int run_create(const struct opts *o, const char *path, struct manifest **
   return 0;
 }
 
-/* Writes the .torrent atomically: a temporary name, fsync, rename. */
+/* Writes data to path atomically: a temporary name, fsync, rename.
+ * Blocking: before the loop runs, or on the threadpool.  0 or an errno. */
+static int write_file_atomic(const char *path, const uint8_t *data, size_t len)
+{
+  char tmp[4096];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp)
+    return ENAMETOOLONG;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return errno;
+  int err = 0;
+  size_t off = 0;
+  while (err == 0 && off < len) {
+    ssize_t n = write(fd, data + off, len - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      err = n < 0 ? errno : EIO;
+    else
+      off += (size_t)n;
+  }
+  if (err == 0 && fsync(fd) != 0)
+    err = errno;
+  if (close(fd) != 0 && err == 0)
+    err = errno;
+  if (err == 0 && rename(tmp, path) != 0)
+    err = errno;
+  if (err)
+    unlink(tmp);
+  return err;
+}
+
 static int write_torrent(struct manifest *m, const char *path)
 {
   struct buf b;
@@ -371,31 +431,11 @@ static int write_torrent(struct manifest *m, const char *path)
     buf_free(&b);
     return EXIT_RUNTIME;
   }
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  bool ok = fd >= 0;
-  size_t off = 0;
-  while (ok && off < b.len) {
-    ssize_t n = write(fd, b.p + off, b.len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    ok = n > 0;
-    off += n > 0 ? (size_t)n : 0;
-  }
-  int saved = errno;
-  ok = ok && fsync(fd) == 0;
-  if (fd >= 0 && close(fd) != 0)
-    ok = false;
-  if (ok && rename(tmp, path) != 0)
-    ok = false;
-  if (!ok) {
-    saved = errno ? errno : saved;
-    unlink(tmp);
-    fprintf(stderr, "shoal: cannot write %s: %s\n", path, strerror(saved));
-  }
+  int err = write_file_atomic(path, b.p, b.len);
+  if (err)
+    fprintf(stderr, "shoal: cannot write %s: %s\n", path, strerror(err));
   buf_free(&b);
-  return ok ? 0 : EXIT_RUNTIME;
+  return err ? EXIT_RUNTIME : 0;
 }
 
 static int cmd_create(int argc, char **argv)
@@ -423,6 +463,8 @@ static int cmd_create(int argc, char **argv)
 /* ---- seed and get: a running session ---- */
 
 struct app {
+  const struct opts *o;
+  const struct magnet *mg;
   uv_loop_t *loop;
   struct session *session;
   struct torrent *torrent;
@@ -479,9 +521,14 @@ static void draw_progress(struct app *a, bool final)
   double pct = st.total_bytes ? 100.0 * (double)st.have_bytes / (double)st.total_bytes : 100.0;
   if (st.state == TORRENT_CHECKING)
     pct = st.num_pieces ? 100.0 * st.checked_pieces / st.num_pieces : 0;
+  if (st.state == TORRENT_METADATA)
+    pct = st.metadata_pieces ? 100.0 * st.metadata_have / st.metadata_pieces : 0;
   if (st.down_rate > 0 && st.total_bytes > st.have_bytes)
     human_time((st.total_bytes - st.have_bytes) / st.down_rate, eta, sizeof eta);
-  const char *what = st.state == TORRENT_CHECKING ? "checking" : st.state == TORRENT_SEEDING ? "seeding" : "downloading";
+  const char *what = st.state == TORRENT_CHECKING  ? "checking"
+                     : st.state == TORRENT_METADATA ? "metadata"
+                     : st.state == TORRENT_SEEDING  ? "seeding"
+                                                    : "downloading";
   if (final) {
     /* the summary: average rates over the whole run */
     uint64_t ms = uv_now(a->loop) - a->started_ms;
@@ -516,6 +563,128 @@ static void on_progress_timer(uv_timer_t *h)
     return;
   a->last_line_ms = now;
   draw_progress(a, false);
+}
+
+/* "0,3-5" -> sel[i] = 1 for the listed files.  0, or -1 with a message. */
+static int parse_file_list(const char *list, uint8_t *sel, uint32_t nfiles, char *err, size_t errlen)
+{
+  const char *p = list;
+  while (*p) {
+    char *end;
+    errno = 0;
+    unsigned long a = strtoul(p, &end, 10), b = a;
+    if (end == p || errno || *p == '-' || *p == '+')
+      goto bad;
+    if (*end == '-') {
+      const char *q = end + 1;
+      b = strtoul(q, &end, 10);
+      if (end == q || errno || *q == '-' || *q == '+' || b < a)
+        goto bad;
+    }
+    if (b >= nfiles) {
+      snprintf(err, errlen, "file index %lu is out of range (the torrent has %u files, 0 to %u)", b, nfiles,
+               nfiles - 1);
+      return -1;
+    }
+    for (unsigned long i = a; i <= b; i++)
+      sel[i] = 1;
+    if (*end == ',')
+      end++;
+    else if (*end != '\0')
+      goto bad;
+    p = end;
+  }
+  return 0;
+bad:
+  snprintf(err, errlen, "bad file list '%s': want indexes like 0,3-5", list);
+  return -1;
+}
+
+/* --only / --skip / the magnet's `so`: which files to download. */
+static int apply_selection(struct app *a, struct torrent *t)
+{
+  const struct manifest *m = torrent_manifest(t);
+  const char *list = a->o->only ? a->o->only : a->o->skip;
+  bool from_magnet = list == NULL && a->mg && a->mg->nso > 0;
+  if (list == NULL && !from_magnet)
+    return 0;
+  uint8_t *prio = calloc(m->num_files, 1);
+  if (prio == NULL)
+    return -1;
+  char err[256];
+  if (from_magnet) {
+    for (uint32_t i = 0; i < m->num_files; i++)
+      prio[i] = magnet_file_selected(a->mg, i);
+  } else if (parse_file_list(list, prio, m->num_files, err, sizeof err) < 0) {
+    fprintf(stderr, "shoal: %s\n", err);
+    free(prio);
+    return -1;
+  } else if (a->o->skip) {
+    for (uint32_t i = 0; i < m->num_files; i++)
+      prio[i] = !prio[i];
+  }
+  int r = torrent_set_file_priorities(t, prio, m->num_files);
+  free(prio);
+  return r;
+}
+
+struct save_job {
+  uv_work_t req;
+  struct buf data;
+  char *path;
+  int err;
+};
+
+static void save_work(uv_work_t *req)
+{
+  struct save_job *j = container_of(req, struct save_job, req);
+  j->err = write_file_atomic(j->path, j->data.p, j->data.len);
+}
+
+static void save_done(uv_work_t *req, int status)
+{
+  struct save_job *j = container_of(req, struct save_job, req);
+  if (status < 0 || j->err)
+    fprintf(stderr, "shoal: cannot write %s: %s\n", j->path, status < 0 ? uv_strerror(status) : strerror(j->err));
+  else
+    LOG_INFO("saved the torrent as %s", j->path);
+  buf_free(&j->data);
+  free(j->path);
+  free(j);
+}
+
+/* Keeps a magnet's metadata as a .torrent, written on the threadpool. */
+static void save_torrent(struct app *a, struct torrent *t, const char *path)
+{
+  struct save_job *j = calloc(1, sizeof *j);
+  if (j == NULL)
+    return;
+  buf_init(&j->data, MANIFEST_MAX_FILE_SIZE);
+  j->path = strdup(path);
+  if (j->path == NULL || manifest_encode((struct manifest *)torrent_manifest(t), &j->data) < 0 ||
+      uv_queue_work(a->loop, &j->req, save_work, save_done) < 0) {
+    fprintf(stderr, "shoal: cannot save the torrent as %s\n", path);
+    buf_free(&j->data);
+    free(j->path);
+    free(j);
+  }
+}
+
+static void ev_metadata(struct torrent *t, void *ctx)
+{
+  struct app *a = ctx;
+  const struct manifest *m = torrent_manifest(t);
+  char size[32];
+  human_size(m->total_length, size, sizeof size);
+  if (a->verbosity >= 0)
+    fprintf(stderr, "%sshoal: metadata received: %s, %u files, %s\n", a->tty ? "\r\033[K" : "", m->name,
+            m->num_files, size);
+  if (apply_selection(a, t) < 0) {
+    app_stop(a, EXIT_USAGE);
+    return;
+  }
+  if (a->o->save_torrent)
+    save_torrent(a, t, a->o->save_torrent);
 }
 
 static void ev_complete(struct torrent *t, void *ctx)
@@ -560,11 +729,12 @@ static void ev_tracker(struct torrent *t, const char *url, const char *msg, void
     fprintf(stderr, "%sshoal: tracker %s: %s\n", a->tty ? "\r\033[K" : "", url, msg);
 }
 
-static int run_session(const struct opts *o, struct manifest *m, const char *dir, bool skip_check, bool seed_after,
-                       const char *torrent_path)
+static int run_session(const struct opts *o, struct manifest *m, const struct magnet *mg, const char *dir,
+                       bool skip_check, bool seed_after, const char *torrent_path)
 {
   uv_loop_t *loop = uv_default_loop();
-  struct app a = { .loop = loop, .seed_after = seed_after, .tty = isatty(2), .verbosity = o->verbosity };
+  struct app a = { .o = o, .mg = mg, .loop = loop, .seed_after = seed_after, .tty = isatty(2),
+                   .verbosity = o->verbosity };
   struct session_config cfg = { .bind_addr = o->bind, .port = (uint16_t)o->port, .max_peers = o->max_peers,
                                 .upload_slots = o->upload_slots };
   const char *floor = getenv("SHOAL_ANNOUNCE_FLOOR");  /* tests: shorter re-announce */
@@ -585,13 +755,22 @@ static int run_session(const struct opts *o, struct manifest *m, const char *dir
     return EXIT_RUNTIME;
   }
   char hex[41];
-  hash_hex(m->infohash, 20, hex);
+  hash_hex(m ? m->infohash : mg->infohash, 20, hex);
   char name[256];
-  snprintf(name, sizeof name, "%s", m->name);
+  snprintf(name, sizeof name, "%s", m ? m->name : mg->name ? mg->name : hex);
   struct torrent_opts topts = { .download_dir = dir, .skip_check = skip_check };
-  struct torrent_events ev = { .complete = ev_complete, .error = ev_error, .tracker = ev_tracker };
-  if ((r = session_add(a.session, m, &topts, &ev, &a, &a.torrent)) < 0) {
-    fprintf(stderr, "shoal: %s: %s\n", name, shoal_strerror(r));
+  struct torrent_events ev = { .metadata = ev_metadata, .complete = ev_complete, .error = ev_error,
+                               .tracker = ev_tracker };
+  if (m)
+    r = session_add(a.session, m, &topts, &ev, &a, &a.torrent);
+  else
+    r = session_add_magnet(a.session, mg->infohash, mg->name, (const char *const *)mg->trackers, mg->ntrackers,
+                           &topts, &ev, &a, &a.torrent);
+  if (r == 0 && m && apply_selection(&a, a.torrent) < 0)
+    r = UV_EINVAL;
+  if (r < 0) {
+    if (r != UV_EINVAL)
+      fprintf(stderr, "shoal: %s: %s\n", name, shoal_strerror(r));
     session_close(a.session, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     return r == SHOAL_EPATH || r == UV_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
@@ -599,10 +778,18 @@ static int run_session(const struct opts *o, struct manifest *m, const char *dir
   printf("%s: %s\n", seed_after && torrent_path ? "seeding" : "name", name);
   if (torrent_path)
     printf("torrent: %s\n", torrent_path);
+  if (m) {
+    char *link = magnet_of(torrent_manifest(a.torrent));
+    if (link)
+      printf("magnet: %s\n", link);
+    free(link);
+  }
   printf("infohash: %s\nport: %u\n", hex, session_port(a.session));
   fflush(stdout);
   for (unsigned i = 0; i < o->npeers; i++)
     torrent_add_peer(a.torrent, (struct sockaddr *)&o->peers[i], true);
+  for (size_t i = 0; mg && i < mg->npeers; i++)
+    torrent_add_peer(a.torrent, (const struct sockaddr *)&mg->peers[i], true);
 
   uv_timer_init(loop, &a.progress);
   a.progress.data = &a;
@@ -625,20 +812,37 @@ static int run_session(const struct opts *o, struct manifest *m, const char *dir
 static int cmd_get(int argc, char **argv)
 {
   struct opts o = { 0 };
-  parse_opts(argc, argv, &o, "output seed peer port bind max-peers upload-slots");
+  parse_opts(argc, argv, &o, "output seed peer port bind max-peers upload-slots only skip save-torrent");
   if (o.nargs != 1)
-    die_usage("get takes one .torrent file");
-  struct manifest *m;
-  int r = load_manifest_or_die(o.args[0], &m);
-  if (r)
-    return r;
+    die_usage("get takes one .torrent file or magnet link");
+  struct manifest *m = NULL;
+  struct magnet mg;
+  bool is_magnet = strncmp(o.args[0], "magnet:", 7) == 0;
+  int r;
+  if (is_magnet) {
+    char err[SHOAL_ERRLEN];
+    if (magnet_parse(&mg, o.args[0], err, sizeof err) < 0) {
+      fprintf(stderr, "shoal: %s\n", err);
+      return EXIT_USAGE;
+    }
+  } else {
+    if (o.save_torrent)
+      die_usage("--save-torrent goes with a magnet link");
+    if ((r = load_manifest_or_die(o.args[0], &m)) != 0)
+      return r;
+  }
   const char *dir = o.out ? o.out : ".";
   if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
     fprintf(stderr, "shoal: cannot create %s: %s\n", dir, strerror(errno));
     manifest_free(m);
+    if (is_magnet)
+      magnet_free(&mg);
     return EXIT_RUNTIME;
   }
-  return run_session(&o, m, dir, false, o.seed_after, NULL);
+  r = run_session(&o, m, is_magnet ? &mg : NULL, dir, false, o.seed_after, NULL);
+  if (is_magnet)
+    magnet_free(&mg);
+  return r;
 }
 
 static int cmd_seed(int argc, char **argv)
@@ -677,7 +881,7 @@ static int cmd_seed(int argc, char **argv)
     }
     skip_check = true;   /* every piece was just hashed from this data */
   }
-  r = run_session(&o, m, dir, skip_check, true, torrent_path);
+  r = run_session(&o, m, NULL, dir, skip_check, true, torrent_path);
 out:
   free(path);
   free(dcopy);

@@ -19,6 +19,8 @@ static void peer_free(struct peer *p)
 {
   buf_free(&p->rbuf);
   bitfield_free(&p->have);
+  bitfield_free(&p->fast_pick);
+  buf_free(&p->md_bits);
   free(p->reqs);
   free(p->cancelled);
   free(p->inq);
@@ -49,6 +51,8 @@ struct peer *peer__new(struct session *s, struct torrent *t, const struct sockad
   p->target_reqs = PEER_MIN_PIPELINE;
   p->started_ms = p->last_recv_ms = p->last_send_ms = engine__now(s);
   buf_init(&p->rbuf, PEER_RBUF_INITIAL);
+  buf_init(&p->md_bits, WIRE_MAX_BITFIELD);
+  ext_handshake_init(&p->ext);
   p->reqs = calloc(PEER_MAX_PIPELINE, sizeof *p->reqs);
   p->inq = calloc(PEER_MAX_INCOMING_REQUESTS, sizeof *p->inq);
   p->cancelled = calloc(PEER_CANCEL_MEMORY, sizeof *p->cancelled);
@@ -125,6 +129,8 @@ static void process_input(struct peer *p)
         break;
       int r = handle_handshake(p, in);
       if (r < 0) {
+        if (r == SHOAL_ESELF && p->entry)
+          p->entry->self = true;               /* our own address: never dial it again */
         peer__close(p, r == SHOAL_ESELF ? "connection to ourselves" : shoal_strerror(r));
         return;
       }
@@ -132,7 +138,8 @@ static void process_input(struct peer *p)
       continue;
     }
     size_t total;
-    size_t bflen = bitfield_bytes(p->torrent->m->num_pieces);
+    uint32_t np = torrent__num_pieces(p->torrent);
+    size_t bflen = np == WIRE_PIECES_UNKNOWN ? SIZE_MAX : bitfield_bytes(np);
     int r = wire_frame(in, avail, bflen, &total);
     if (r < 0) {
       peer__close(p, r == SHOAL_ETOOBIG ? "oversized message" : "malformed message");
@@ -148,7 +155,7 @@ static void process_input(struct peer *p)
       break;
     }
     struct wire_msg m;
-    if (wire_parse(in, total, p->torrent->m->num_pieces, &m) != 0) {
+    if (wire_parse(in, total, np, &m) != 0) {
       peer__close(p, "malformed message");
       return;
     }
@@ -298,7 +305,8 @@ void peer__send(struct peer *p, const void *data, size_t len)
 void peer__send_handshake(struct peer *p)
 {
   uint8_t hs[WIRE_HANDSHAKE_LEN];
-  static const uint8_t reserved[8] = { 0 };
+  uint8_t reserved[8] = { 0 };
+  ext_reserved_set(reserved);                  /* BEP 10 extension protocol, BEP 6 fast */
   wire_handshake_write(hs, reserved, p->torrent->m->infohash, p->session->peer_id);
   peer__send(p, hs, sizeof hs);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/log.h"
 #include "peer/engine-int.h"
 #include "peer/http_client.h"
@@ -189,6 +190,37 @@ int session_add(struct session *s, struct manifest *m, const struct torrent_opts
   s->torrents = t;
   *out = t;
   return 0;
+}
+
+int session_add_magnet(struct session *s, const uint8_t infohash[20], const char *name,
+                       const char *const *trackers, size_t ntrackers, const struct torrent_opts *opts,
+                       const struct torrent_events *ev, void *ctx, struct torrent **out)
+{
+  /* a manifest that knows only its infohash, a name and trackers */
+  struct manifest *m = calloc(1, sizeof *m);
+  if (m == NULL)
+    return UV_ENOMEM;
+  memcpy(m->infohash, infohash, 20);
+  char hex[41];
+  hash_hex(infohash, 20, hex);
+  m->name = strdup(name ? name : hex);
+  m->tiers = calloc(ntrackers ? ntrackers : 1, sizeof *m->tiers);
+  bool ok = m->name && m->tiers;
+  for (size_t i = 0; ok && i < ntrackers; i++) {
+    if ((m->tiers[i].urls = calloc(1, sizeof(char *))) == NULL) {
+      ok = false;
+      break;
+    }
+    m->num_tiers++;                            /* owned by m from here on */
+    ok = (m->tiers[i].urls[0] = strdup(trackers[i])) != NULL;
+    if (ok)
+      m->tiers[i].count = 1;
+  }
+  if (!ok) {
+    manifest_free(m);
+    return UV_ENOMEM;
+  }
+  return session_add(s, m, opts, ev, ctx, out);
 }
 
 /* ---- shutdown ---- */

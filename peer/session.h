@@ -35,6 +35,7 @@ void session_close(struct session *s, void (*cb)(void *ctx), void *ctx);
 
 /* What a torrent reports to the program that runs it. */
 struct torrent_events {
+  void (*metadata)(struct torrent *t, void *ctx);           /* magnet: the info dict arrived and matched */
   void (*checked)(struct torrent *t, void *ctx);            /* data checked, transfer starts */
   void (*complete)(struct torrent *t, void *ctx);           /* every wanted piece verified and written */
   void (*error)(struct torrent *t, int err, const char *msg, void *ctx); /* torrent stopped on an error */
@@ -50,7 +51,27 @@ struct torrent_opts {
 int session_add(struct session *s, struct manifest *m, const struct torrent_opts *opts,
                 const struct torrent_events *ev, void *ctx, struct torrent **out);
 
-enum torrent_state { TORRENT_CHECKING, TORRENT_DOWNLOADING, TORRENT_SEEDING, TORRENT_STOPPING, TORRENT_ERROR };
+/* Adds a torrent known only by its infohash (a magnet link): its info dict
+ * is fetched from peers (BEP 9) and checked against the infohash, then the
+ * torrent goes on as if added with session_add.  name may be NULL; trackers
+ * (each its own tier) are copied. */
+int session_add_magnet(struct session *s, const uint8_t infohash[20], const char *name,
+                       const char *const *trackers, size_t ntrackers, const struct torrent_opts *opts,
+                       const struct torrent_events *ev, void *ctx, struct torrent **out);
+
+/* Priorities of files (by index in the manifest): 0 skip, 1 normal, 2 high.
+ * A piece is fetched when any file it touches is wanted.  Callable once the
+ * metadata is known (from the `metadata` event on for magnets). */
+int torrent_set_file_priorities(struct torrent *t, const uint8_t *prio, uint32_t n);
+
+enum torrent_state {
+  TORRENT_METADATA,             /* magnet: fetching the info dict from peers */
+  TORRENT_CHECKING,
+  TORRENT_DOWNLOADING,
+  TORRENT_SEEDING,
+  TORRENT_STOPPING,
+  TORRENT_ERROR,
+};
 
 struct torrent_stats {
   enum torrent_state state;
@@ -61,6 +82,7 @@ struct torrent_stats {
   uint64_t down_rate, up_rate;  /* bytes/s, smoothed */
   unsigned peers, seeds;        /* connected */
   unsigned known_addrs;
+  uint32_t metadata_have, metadata_pieces;  /* magnet: info dict pieces fetched */
 };
 void torrent_get_stats(const struct torrent *t, struct torrent_stats *st);
 const struct manifest *torrent_manifest(const struct torrent *t);

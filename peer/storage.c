@@ -100,6 +100,8 @@ struct storage {
   struct storage_fd *fds[STORAGE_FD_CACHE];
   uint64_t fd_clock;
 
+  uint8_t *skip;                 /* per file: 1 = not wanted, never written (atomic bytes) */
+
   struct storage_req *reqs;      /* in flight */
   uint32_t inflight;
   struct storage_check *check;
@@ -513,6 +515,9 @@ static int storage_rw(struct storage *s, uint64_t off, uint8_t *rp, const uint8_
     if (f->attr & MANIFEST_ATTR_PAD) {
       if (!write)
         memset(rp, 0, n);
+    } else if (__atomic_load_n(&s->skip[i], __ATOMIC_RELAXED)) {
+      if (!write)
+        return UV_ENOENT;                      /* a file left out is never read */
     } else {
       struct storage_fd *e;
       int rc = storage_fd_get(s, i, write, &e);
@@ -631,7 +636,8 @@ static void storage_finish_run(struct storage_req *r)
   const struct manifest *m = s->m;
   io->result = 0;
   for (uint32_t i = 0; i < m->num_files; i++) {
-    if (m->files[i].length != 0 || (m->files[i].attr & MANIFEST_ATTR_PAD))
+    if (m->files[i].length != 0 || (m->files[i].attr & MANIFEST_ATTR_PAD) ||
+        __atomic_load_n(&s->skip[i], __ATOMIC_RELAXED))
       continue;
     int fd;
     int rc = storage_open_file(s, i, true, &fd);
@@ -869,6 +875,7 @@ static void storage_close_done(uv_work_t *w, int status)
   uv_mutex_destroy(&s->fd_mu);
   free(s->dir);
   free(s->root);
+  free(s->skip);
   free(s);
   if (cb != NULL)
     cb(ctx);
@@ -904,9 +911,11 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct manifest *m
   bool slash = dir[dlen - 1] == '/';
   s->dir = strdup(dir);
   s->root = malloc(dlen + 1 + nlen + 1);
-  if (s->dir == NULL || s->root == NULL) {
+  s->skip = calloc(m->num_files ? m->num_files : 1, 1);
+  if (s->dir == NULL || s->root == NULL || s->skip == NULL) {
     free(s->dir);
     free(s->root);
+    free(s->skip);
     free(s);
     return UV_ENOMEM;
   }
@@ -920,6 +929,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct manifest *m
   if (rc < 0) {
     free(s->dir);
     free(s->root);
+    free(s->skip);
     free(s);
     return rc;
   }
@@ -939,6 +949,14 @@ void storage_close(struct storage *s, void (*cb)(void *ctx), void *ctx)
   for (struct storage_req *r = s->reqs; r != NULL; r = r->next)
     uv_cancel((uv_req_t *)&r->work);  /* UV_EBUSY for running work: waited for */
   storage_close_step(s);
+}
+
+int storage_set_skip(struct storage *s, uint32_t file, bool skip)
+{
+  if (s == NULL || file >= s->m->num_files)
+    return UV_EINVAL;
+  __atomic_store_n(&s->skip[file], (uint8_t)skip, __ATOMIC_RELAXED);
+  return 0;
 }
 
 uint32_t storage_piece_size(const struct storage *s, uint32_t piece)

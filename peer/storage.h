@@ -3,6 +3,7 @@
 #ifndef PEER_STORAGE_H_
 #define PEER_STORAGE_H_
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -68,6 +69,12 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct manifest *m
  * freed, and cb(ctx) is called (cb may be NULL).  May be called from inside a
  * storage callback. */
 void storage_close(struct storage *s, void (*cb)(void *ctx), void *ctx);
+
+/* Leaves file `file` out (skip) or takes it back: the bytes of a left-out
+ * file are never written (a piece that spans it is still verified whole),
+ * reading them fails with UV_ENOENT, and storage_finish does not create it.
+ * Applies to requests queued from now on.  0 or UV_EINVAL. */
+int storage_set_skip(struct storage *s, uint32_t file, bool skip);
 
 /* Piece size in bytes (the last one may be shorter); 0 when piece is out of range. */
 uint32_t storage_piece_size(const struct storage *s, uint32_t piece);

@@ -9,6 +9,7 @@
 #include "peer/announce.h"
 #include "peer/choker.h"
 #include "peer/engine-int.h"
+#include "peer/ext.h"
 #include "peer/storage.h"
 
 static void fill_requests(struct torrent *t, struct peer *p);
@@ -17,6 +18,19 @@ static void try_connect(struct torrent *t);
 static void maybe_stopped(struct torrent *t);
 
 const struct manifest *torrent_manifest(const struct torrent *t) { return t->m; }
+
+uint32_t torrent__num_pieces(const struct torrent *t)
+{
+  return t->has_metadata ? t->m->num_pieces : WIRE_PIECES_UNKNOWN;
+}
+
+static bool allowed_out(const struct peer *p, uint32_t piece)
+{
+  for (unsigned i = 0; i < p->nallowed_out; i++)
+    if (p->allowed_out[i] == piece)
+      return true;
+  return false;
+}
 
 /* ---- bookkeeping ---- */
 
@@ -98,7 +112,7 @@ void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual)
   memset(e, 0, sizeof *e);
   memcpy(&e->addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   e->manual = manual;
-  if (t->state == TORRENT_DOWNLOADING || t->state == TORRENT_SEEDING)
+  if (t->state == TORRENT_DOWNLOADING || t->state == TORRENT_SEEDING || t->state == TORRENT_METADATA)
     try_connect(t);
 }
 
@@ -116,8 +130,24 @@ static void set_choke(struct torrent *t, struct peer *p, bool choke)
     return;
   p->am_choking = choke;
   send_simple(p, choke ? WIRE_CHOKE : WIRE_UNCHOKE);
-  if (choke)
+  if (!choke)
+    return;
+  if (!p->fast) {
     p->inq_len = 0;            /* BEP 3: their pending requests are dropped */
+    return;
+  }
+  /* BEP 6: every request we will not serve is rejected; allowed-fast ones stay */
+  unsigned kept = 0;
+  for (unsigned k = 0; k < p->inq_len; k++) {
+    struct peer_req rq = p->inq[(p->inq_head + k) % PEER_MAX_INCOMING_REQUESTS];
+    if (allowed_out(p, rq.piece)) {
+      p->inq[(p->inq_head + kept++) % PEER_MAX_INCOMING_REQUESTS] = rq;
+      continue;
+    }
+    uint8_t r[17];
+    peer__send(p, r, ext_put_reject(r, rq.piece, rq.begin, rq.length));
+  }
+  p->inq_len = kept;
   (void)t;
 }
 
@@ -170,13 +200,27 @@ static void cancel_all(struct torrent *t, struct peer *p)
 
 static void fill_requests(struct torrent *t, struct peer *p)
 {
-  if (p->state != PEER_ACTIVE || p->peer_choking || !p->am_interested || t->state != TORRENT_DOWNLOADING)
+  if (p->state != PEER_ACTIVE || !p->am_interested || t->state != TORRENT_DOWNLOADING)
     return;
-  if (p->nreqs >= p->target_reqs)
+  const struct bitfield *from = &p->have;
+  if (p->peer_choking) {
+    /* BEP 6: while choked, only the pieces it allowed us */
+    if (!p->fast || p->nallowed_in == 0)
+      return;
+    if (p->fast_pick.bits == NULL && bitfield_init(&p->fast_pick, t->m->num_pieces) < 0)
+      return;
+    bitfield_clear_all(&p->fast_pick);
+    for (unsigned i = 0; i < p->nallowed_in; i++)
+      if (bitfield_get(&p->have, p->allowed_in[i]))
+        bitfield_set(&p->fast_pick, p->allowed_in[i]);
+    from = &p->fast_pick;
+  }
+  unsigned target = MIN(p->target_reqs, p->ext.reqq);
+  if (p->nreqs >= target)
     return;
   struct picker_block blocks[PEER_MAX_PIPELINE];
-  int want = (int)(p->target_reqs - p->nreqs);
-  int n = picker_pick(t->picker, &p->have, p->id, blocks, want, randombytes_random());
+  int want = (int)(target - p->nreqs);
+  int n = picker_pick(t->picker, from, p->id, blocks, want, randombytes_random());
   if (n <= 0)
     return;
   uint8_t *d;
@@ -190,6 +234,8 @@ static void fill_requests(struct torrent *t, struct peer *p)
   }
   peer__wreq_send(p, w);
 }
+
+void torrent__fill_requests(struct torrent *t, struct peer *p) { fill_requests(t, p); }
 
 static void update_interest(struct torrent *t, struct peer *p)
 {
@@ -424,6 +470,21 @@ static void fail_torrent(struct torrent *t, int err, const char *what)
     t->ev.error(t, err, msg, t->ev_ctx);
 }
 
+void torrent__fail(struct torrent *t, int err, const char *what) { fail_torrent(t, err, what); }
+
+/* A piece is whole on disk unless it spans a file left out. */
+static bool whole_on_disk(const struct torrent *t, uint32_t piece)
+{
+  if (t->file_prio == NULL)
+    return true;
+  const struct manifest *m = t->m;
+  uint64_t start = (uint64_t)piece * m->piece_length, end = start + manifest_piece_size(m, piece);
+  for (int f = manifest_file_at(m, start); f >= 0 && (uint32_t)f < m->num_files && m->files[f].offset < end; f++)
+    if (t->file_prio[f] == 0 && m->files[f].length > 0 && !(m->files[f].attr & MANIFEST_ATTR_PAD))
+      return false;
+  return true;
+}
+
 static void on_piece_written(void *ctx, int status)
 {
   struct write_ctx *wc = ctx;
@@ -445,8 +506,10 @@ static void on_piece_written(void *ctx, int status)
     else
       free(data);
     picker_piece_passed(t->picker, piece);
-    bitfield_set(&t->have, piece);
-    broadcast_have(t, piece);
+    if (whole_on_disk(t, piece)) {             /* only what we can serve is announced */
+      bitfield_set(&t->have, piece);
+      broadcast_have(t, piece);
+    }
     if (picker_done(t->picker)) {
       become_seed(t);
       return;
@@ -554,7 +617,7 @@ static void on_block_read(void *ctx, int status)
   struct read_ctx *rc = ctx;
   struct peer *p = rc->p;
   p->reads_in_flight--;
-  if (p->state == PEER_CLOSING || p->torrent == NULL || status < 0 || p->am_choking) {
+  if (p->state == PEER_CLOSING || p->torrent == NULL || status < 0) {
     if (status < 0 && status != UV_ECANCELED && p->state != PEER_CLOSING)
       LOG_WARN("peer %s: cannot read a block to upload: %s", p->name, shoal_strerror(status));
     free(rc->wreq);
@@ -575,7 +638,7 @@ static void on_block_read(void *ctx, int status)
 
 void torrent__serve(struct torrent *t, struct peer *p)
 {
-  while (p->state == PEER_ACTIVE && !p->am_choking && p->inq_len > 0 &&
+  while (p->state == PEER_ACTIVE && (!p->am_choking || p->fast) && p->inq_len > 0 &&
          p->reads_in_flight < PEER_MAX_READS_IN_FLIGHT && p->write_queued < PEER_MAX_WRITE_QUEUE) {
     struct peer_req rq = p->inq[p->inq_head];
     p->inq_head = (p->inq_head + 1) % PEER_MAX_INCOMING_REQUESTS;
@@ -609,8 +672,13 @@ static int on_request(struct torrent *t, struct peer *p, const struct wire_msg *
   uint32_t size = manifest_piece_size(t->m, m->index);
   if (m->begin >= size || m->length > size - m->begin)
     return SHOAL_EPROTO;
-  if (p->am_choking)
+  if (p->am_choking && !(p->fast && allowed_out(p, m->index))) {
+    if (p->fast) {                              /* BEP 6: say no */
+      uint8_t r[17];
+      peer__send(p, r, ext_put_reject(r, m->index, m->begin, m->length));
+    }
     return 0;                                   /* BEP 3: ignored while choked */
+  }
   if (p->inq_len >= PEER_MAX_INCOMING_REQUESTS)
     return SHOAL_ETOOBIG;
   unsigned slot = (p->inq_head + p->inq_len) % PEER_MAX_INCOMING_REQUESTS;
@@ -669,16 +737,94 @@ static void run_choker(struct torrent *t, bool rotate)
 
 /* ---- messages ---- */
 
+/* Metadata phase: what a peer has is kept as raw bits until the piece
+ * count is known. */
+static int md_note_have(struct peer *p, uint32_t index)
+{
+  size_t need = (size_t)index / 8 + 1;
+  if (need > WIRE_MAX_BITFIELD)
+    return SHOAL_EPROTO;
+  if (p->md_bits.len < need) {
+    size_t old = p->md_bits.len;
+    if (buf_reserve(&p->md_bits, need - old) < 0)
+      return UV_ENOMEM;
+    memset(p->md_bits.p + old, 0, need - old);
+    p->md_bits.len = need;
+  }
+  p->md_bits.p[index / 8] |= (uint8_t)(0x80u >> (index % 8));
+  return 0;
+}
+
+/* p->have was just filled (bitfield, have-all, metadata): count it. */
+static int took_bitfield(struct torrent *t, struct peer *p)
+{
+  picker_add_bitfield(t->picker, &p->have);
+  p->seed = bitfield_complete(&p->have);
+  if (p->seed && t->state == TORRENT_SEEDING)
+    return SHOAL_EEXISTS;                       /* two seeds have nothing to trade */
+  uint32_t w = 0;
+  size_t nb = bitfield_bytes(t->m->num_pieces);
+  for (size_t i = 0; i < nb; i++)
+    w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
+  p->wanted = w;
+  update_interest(t, p);
+  return 0;
+}
+
+static int on_reject(struct torrent *t, struct peer *p, const struct wire_msg *m)
+{
+  for (unsigned i = 0; i < p->nreqs; i++) {
+    if (p->reqs[i].piece == m->index && p->reqs[i].begin == m->begin && p->reqs[i].length == m->length) {
+      picker_unrequest(t->picker, m->index, m->begin, p->id);
+      drop_request_at(p, i);
+      fill_requests(t, p);
+      return 0;
+    }
+  }
+  if (was_cancelled(p, m))
+    return 0;
+  return ++p->unrequested > PEER_MAX_UNREQUESTED ? SHOAL_EPROTO : 0;   /* rejects what we never asked */
+}
+
 int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg *m)
 {
   bool first = p->got_bitfield_slot;
-  p->got_bitfield_slot = false;
+  if (m->id != WIRE_EXTENDED && m->id != WIRE_PORT)
+    p->got_bitfield_slot = false;              /* some clients say hello before their bitfield */
+  bool fast_id = m->id >= WIRE_SUGGEST && m->id <= WIRE_ALLOWED_FAST;
+  if (fast_id && !p->fast)
+    return SHOAL_EPROTO;                        /* BEP 6 messages without BEP 6 */
+  if (!t->has_metadata) {
+    switch (m->id) {
+    case WIRE_HAVE:
+      return md_note_have(p, m->index);
+    case WIRE_BITFIELD:
+      if (!first)
+        return SHOAL_EPROTO;
+      p->md_bits.len = 0;
+      return buf_append(&p->md_bits, m->payload, m->payload_len);
+    case WIRE_HAVE_ALL:
+      p->md_have_all = first;
+      return first ? 0 : SHOAL_EPROTO;
+    case WIRE_HAVE_NONE:
+      return first ? 0 : SHOAL_EPROTO;
+    case WIRE_REQUEST:
+      return SHOAL_EPROTO;                      /* we announced nothing */
+    case WIRE_PIECE:
+      return ++p->unrequested > PEER_MAX_UNREQUESTED ? SHOAL_EPROTO : 0;
+    case WIRE_ALLOWED_FAST:
+      return 0;                                 /* cannot be checked yet */
+    default:
+      break;                                    /* choke state, extensions: as usual */
+    }
+  }
   switch (m->id) {
   case WIRE_KEEPALIVE:
     return 0;
   case WIRE_CHOKE:
     p->peer_choking = true;
-    unrequest_all(t, p);
+    if (!p->fast)
+      unrequest_all(t, p);                      /* BEP 3: dropped; BEP 6 peers reject explicitly */
     return 0;
   case WIRE_UNCHOKE:
     p->peer_choking = false;
@@ -711,23 +857,19 @@ int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg
     if (p->seed && t->state == TORRENT_SEEDING)
       return SHOAL_EEXISTS;                     /* two seeds have nothing to trade */
     return 0;
-  case WIRE_BITFIELD: {
+  case WIRE_BITFIELD:
     if (!first)
       return SHOAL_EPROTO;                      /* BEP 3: only right after the handshake */
     if (bitfield_load(&p->have, m->payload, m->payload_len) != 0)
       return SHOAL_EPROTO;
-    picker_add_bitfield(t->picker, &p->have);
-    p->seed = bitfield_complete(&p->have);
-    if (p->seed && t->state == TORRENT_SEEDING)
-      return SHOAL_EEXISTS;
-    uint32_t w = 0;
-    size_t nb = bitfield_bytes(t->m->num_pieces);
-    for (size_t i = 0; i < nb; i++)
-      w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
-    p->wanted = w;
-    update_interest(t, p);
-    return 0;
-  }
+    return took_bitfield(t, p);
+  case WIRE_HAVE_ALL:
+    if (!first)
+      return SHOAL_EPROTO;
+    bitfield_set_all(&p->have);
+    return took_bitfield(t, p);
+  case WIRE_HAVE_NONE:
+    return first ? 0 : SHOAL_EPROTO;
   case WIRE_REQUEST:
     return on_request(t, p, m);
   case WIRE_PIECE:
@@ -735,16 +877,71 @@ int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg
   case WIRE_CANCEL:
     on_cancel(p, m);
     return 0;
+  case WIRE_REJECT:
+    return on_reject(t, p, m);
+  case WIRE_ALLOWED_FAST:
+    for (unsigned i = 0; i < p->nallowed_in; i++)
+      if (p->allowed_in[i] == m->index)
+        return 0;
+    if (p->nallowed_in < PEER_MAX_ALLOWED_FAST)
+      p->allowed_in[p->nallowed_in++] = m->index;
+    fill_requests(t, p);
+    return 0;
+  case WIRE_SUGGEST:
+    return 0;                                   /* advice we do not need */
+  case WIRE_EXTENDED:
+    if (!p->extended)
+      return 0;
+    return exchange__on_extended(t, p, m);
   default:
-    return 0;                                   /* PORT, extensions, unknown: ignored */
+    return 0;                                   /* PORT, unknown: ignored */
   }
 }
 
 /* ---- peer lifecycle ---- */
 
-static int start_active(struct torrent *t, struct peer *p)
+/* Tells a peer what we have, the way it understands best. */
+static void send_have_state(struct torrent *t, struct peer *p)
 {
-  int r = bitfield_init(&p->have, t->m->num_pieces);
+  uint8_t m[5];
+  if (p->fast && (!t->has_metadata || t->have.count == 0)) {
+    peer__send(p, m, ext_put_have_none(m));
+    return;
+  }
+  if (p->fast && bitfield_complete(&t->have)) {
+    peer__send(p, m, ext_put_have_all(m));
+    return;
+  }
+  if (!t->has_metadata || t->have.count == 0)
+    return;
+  struct buf b;
+  buf_init(&b, bitfield_bytes(t->m->num_pieces) + 5);
+  if (wire_put_bitfield(&b, &t->have) == 0)
+    peer__send(p, b.p, b.len);
+  buf_free(&b);
+}
+
+/* BEP 6: pieces a peer may have from us while we choke it (IPv4 peers). */
+static void send_allowed_fast(struct torrent *t, struct peer *p)
+{
+  if (!p->fast || !t->has_metadata || t->have.count == 0)
+    return;
+  uint32_t set[EXT_ALLOWED_FAST_K];
+  int n = ext_allowed_fast((const struct sockaddr *)&p->addr, t->m->infohash, t->m->num_pieces,
+                           EXT_ALLOWED_FAST_K, set);
+  p->nallowed_out = 0;
+  for (int i = 0; i < n; i++) {
+    if (!bitfield_get(&t->have, set[i]))
+      continue;
+    p->allowed_out[p->nallowed_out++] = set[i];
+    uint8_t m[9];
+    peer__send(p, m, ext_put_allowed_fast(m, set[i]));
+  }
+}
+
+static int start_active(struct torrent *t, struct peer *p, const struct wire_handshake *h)
+{
+  int r = bitfield_init(&p->have, t->has_metadata ? t->m->num_pieces : 0);
   if (r < 0)
     return r;
   if ((r = alloc_peer_id(t, &p->id)) < 0)
@@ -753,15 +950,17 @@ static int start_active(struct torrent *t, struct peer *p)
   p->id_assigned = true;
   p->state = PEER_ACTIVE;
   p->got_bitfield_slot = true;
-  size_t bf = bitfield_bytes(t->m->num_pieces) + 5;
+  uint8_t ours[8] = { 0 };
+  ext_reserved_set(ours);
+  p->fast = ext_supports_fast(h->reserved) && ext_supports_fast(ours);
+  p->extended = ext_supports_extended(h->reserved) && ext_supports_extended(ours);
+  buf_init(&p->md_bits, WIRE_MAX_BITFIELD);
+  size_t bf = t->has_metadata ? bitfield_bytes(t->m->num_pieces) + 5 : WIRE_MAX_BITFIELD + 5;
   p->rbuf.max = MAX(PEER_RBUF_INITIAL, MAX(bf, (size_t)WIRE_MAX_EXTENDED + 5) + 16384);
-  if (t->have.count > 0) {
-    struct buf b;
-    buf_init(&b, bf);
-    if (wire_put_bitfield(&b, &t->have) == 0)
-      peer__send(p, b.p, b.len);
-    buf_free(&b);
-  }
+  send_have_state(t, p);                       /* BEP 6: must come first */
+  if (p->extended)
+    exchange__send_handshake(t, p);
+  send_allowed_fast(t, p);
   return 0;
 }
 
@@ -802,7 +1001,7 @@ int torrent__handshake_done(struct torrent *t, struct peer *p, const struct wire
   if (p->entry)
     p->entry->fails = 0;
   LOG_INFO("peer %s: connected (outgoing)", p->name);
-  return start_active(t, p);
+  return start_active(t, p, h);
 }
 
 int torrent__attach_incoming(struct session *s, struct peer *p, const struct wire_handshake *h)
@@ -813,7 +1012,7 @@ int torrent__attach_incoming(struct session *s, struct peer *p, const struct wir
       break;
   if (t == NULL)
     return SHOAL_ENOTFOUND;
-  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING && t->state != TORRENT_METADATA)
     return SHOAL_ENOTFOUND;
   if (t->npeers >= t->session->cfg.max_peers)
     return UV_EMFILE;
@@ -827,7 +1026,7 @@ int torrent__attach_incoming(struct session *s, struct peer *p, const struct wir
     return r;
   LOG_INFO("peer %s: connected (incoming)", p->name);
   peer__send_handshake(p);
-  return start_active(t, p);
+  return start_active(t, p, h);
 }
 
 void torrent__peer_gone(struct torrent *t, struct peer *p)
@@ -835,8 +1034,12 @@ void torrent__peer_gone(struct torrent *t, struct peer *p)
   uint64_t now = engine__now(t->session);
   bool was_unchoked = !p->am_choking;
   if (p->registered) {
-    unrequest_all(t, p);
-    picker_remove_bitfield(t->picker, &p->have);
+    if (t->picker) {
+      unrequest_all(t, p);
+      if (p->have.nbits == t->m->num_pieces)
+        picker_remove_bitfield(t->picker, &p->have);
+    }
+    /* metadata pieces it still owed us time out and are asked of others */
     t->id_used[p->id >> 3] &= (uint8_t)~(1u << (p->id & 7));
     p->registered = false;
   }
@@ -860,7 +1063,7 @@ void torrent__peer_gone(struct torrent *t, struct peer *p)
 
 static void try_connect(struct torrent *t)
 {
-  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING && t->state != TORRENT_METADATA)
     return;
   uint64_t now = engine__now(t->session);
   unsigned max = t->session->cfg.max_peers;
@@ -898,7 +1101,7 @@ static void on_tick(uv_timer_t *h)
   for (struct peer *p = t->peers; p; p = next) {
     next = p->next;
     peer__tick(p, now);
-    if (p->state != PEER_ACTIVE)
+    if (p->state != PEER_ACTIVE || t->picker == NULL)
       continue;
     /* a peer that keeps our requests and sends nothing: ask others */
     if (p->nreqs > 0) {
@@ -927,6 +1130,7 @@ static void on_tick(uv_timer_t *h)
     run_choker(t, false);
     t->rechoke = false;
   }
+  exchange__tick(t, now);
   try_connect(t);
 }
 
@@ -974,7 +1178,7 @@ static void announce_stats(void *ctx, uint64_t *up, uint64_t *down, uint64_t *le
   struct torrent *t = ctx;
   *up = t->up.total;
   *down = t->down.total;
-  *left = picker_wanted_bytes_left(t->picker);
+  *left = t->picker ? picker_wanted_bytes_left(t->picker) : 1;   /* unknown yet, but not a seed */
 }
 
 static void announce_peers(void *ctx, const struct sockaddr_storage *peers, size_t n)
@@ -998,6 +1202,18 @@ static void on_check_progress(void *ctx, uint32_t done)
   t->checks_done = done;
 }
 
+static void start_announcing(struct torrent *t)
+{
+  if (t->announce || t->m->num_tiers == 0)
+    return;
+  struct announce_params ap = { .port = t->session->port, .min_interval_floor_s = t->session->cfg.announce_floor_s };
+  memcpy(ap.infohash, t->m->infohash, 20);
+  memcpy(ap.peer_id, t->session->peer_id, 20);
+  struct announce_cbs cbs = { announce_stats, announce_peers, announce_status };
+  if (announce_new(t->session->loop, t->session->http, t->m->tiers, t->m->num_tiers, &ap, &cbs, t, &t->announce) == 0)
+    announce_start(t->announce);
+}
+
 static void on_checked(void *ctx, int status)
 {
   struct torrent *t = ctx;
@@ -1013,14 +1229,23 @@ static void on_checked(void *ctx, int status)
       picker_have(t->picker, i);
   LOG_INFO("%s: %u of %u pieces already here", t->m->name, t->have.count, t->m->num_pieces);
   t->state = TORRENT_DOWNLOADING;
-  uv_timer_start(&t->tick, on_tick, TORRENT_TICK_MS, TORRENT_TICK_MS);
-  if (t->m->num_tiers > 0) {
-    struct announce_params ap = { .port = t->session->port, .min_interval_floor_s = t->session->cfg.announce_floor_s };
-    memcpy(ap.infohash, t->m->infohash, 20);
-    memcpy(ap.peer_id, t->session->peer_id, 20);
-    struct announce_cbs cbs = { announce_stats, announce_peers, announce_status };
-    if (announce_new(t->session->loop, t->session->http, t->m->tiers, t->m->num_tiers, &ap, &cbs, t, &t->announce) == 0)
-      announce_start(t->announce);
+  if (!uv_is_active((uv_handle_t *)&t->tick))
+    uv_timer_start(&t->tick, on_tick, TORRENT_TICK_MS, TORRENT_TICK_MS);
+  start_announcing(t);
+  /* peers met while the metadata was fetched learn what we hold now */
+  for (struct peer *p = t->peers; p; p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    for (uint32_t i = 0; i < t->m->num_pieces && t->have.count; i++) {
+      if (bitfield_get(&t->have, i)) {
+        uint8_t m[9];
+        peer__send(p, m, wire_put_have(m, i));
+      }
+    }
+    uint32_t w = 0;
+    for (size_t i = 0; i < bitfield_bytes(t->m->num_pieces); i++)
+      w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
+    p->wanted = w;
   }
   if (t->ev.checked)
     t->ev.checked(t, t->ev_ctx);
@@ -1029,12 +1254,24 @@ static void on_checked(void *ctx, int status)
   if (picker_done(t->picker)) {
     t->announced_complete = true;   /* we start as a seed: no `completed` event */
     become_seed(t);
+    return;
   }
+  for (struct peer *p = t->peers; p; p = p->next)
+    if (p->state == PEER_ACTIVE)
+      update_interest(t, p);
   try_connect(t);
 }
 
 int torrent_start(struct torrent *t)
 {
+  if (!t->has_metadata) {
+    t->state = TORRENT_METADATA;
+    uv_timer_start(&t->tick, on_tick, TORRENT_TICK_MS, TORRENT_TICK_MS);
+    start_announcing(t);
+    try_connect(t);
+    return 0;
+  }
+  t->state = TORRENT_CHECKING;
   if (t->skip_check) {
     bitfield_set_all(&t->have);
     on_checked(t, 0);
@@ -1048,7 +1285,11 @@ void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
   memset(st, 0, sizeof *st);
   st->state = t->state;
   st->total_bytes = t->m->total_length;
-  st->have_bytes = picker_have_bytes(t->picker);
+  st->have_bytes = t->picker ? picker_have_bytes(t->picker) : 0;
+  st->metadata_have = t->md.nhave;
+  st->metadata_pieces = t->md.npieces;
+  if (t->picker && t->have.count < t->m->num_pieces)
+    st->total_bytes = st->have_bytes + picker_wanted_bytes_left(t->picker);   /* wanted files only */
   st->have_pieces = t->have.count;
   st->num_pieces = t->m->num_pieces;
   st->checked_pieces = t->checks_done;
@@ -1068,6 +1309,19 @@ void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
 
 /* ---- creation and teardown ---- */
 
+/* What needs the piece count: the picker, piece buffers, our bitfield, storage. */
+static int setup_pieces(struct torrent *t)
+{
+  struct manifest *m = t->m;
+  t->pbuf = calloc(m->num_pieces, sizeof *t->pbuf);
+  t->picker = picker_new(m->num_pieces, m->piece_length, m->total_length);
+  bitfield_free(&t->have);
+  if (t->pbuf == NULL || t->picker == NULL || bitfield_init(&t->have, m->num_pieces) < 0)
+    return UV_ENOMEM;
+  picker_set_max_active(t->picker, MAX(2u, TORRENT_ACTIVE_BYTES / m->piece_length));
+  return storage_open(&t->storage, t->session->loop, m, t->dir);
+}
+
 int torrent__new(struct session *s, struct manifest *m, const struct torrent_opts *opts,
                  const struct torrent_events *ev, void *ctx, struct torrent **out)
 {
@@ -1078,24 +1332,22 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
   }
   t->session = s;
   t->m = m;
-  t->state = TORRENT_CHECKING;
+  t->has_metadata = m->info != NULL;
+  t->state = t->has_metadata ? TORRENT_CHECKING : TORRENT_METADATA;
   if (ev)
     t->ev = *ev;
   t->ev_ctx = ctx;
   t->skip_check = opts->skip_check;
+  ext_md_asm_init(&t->md, m->infohash);
   t->dir = strdup(opts->download_dir ? opts->download_dir : ".");
   t->id_used = calloc(65536 / 8, 1);
   t->addrs = calloc(TORRENT_MAX_ADDRS, sizeof *t->addrs);
-  t->pbuf = calloc(m->num_pieces, sizeof *t->pbuf);
   t->banned = calloc(TORRENT_MAX_BANNED, sizeof *t->banned);
-  t->picker = picker_new(m->num_pieces, m->piece_length, m->total_length);
+  t->pex_prev = calloc(EXT_PEX_MAX_ADDED, sizeof *t->pex_prev);
   int r = UV_ENOMEM;
-  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->pbuf == NULL || t->banned == NULL ||
-      t->picker == NULL ||
-      bitfield_init(&t->have, m->num_pieces) < 0)
+  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->banned == NULL || t->pex_prev == NULL)
     goto fail;
-  picker_set_max_active(t->picker, MAX(2u, TORRENT_ACTIVE_BYTES / m->piece_length));
-  if ((r = storage_open(&t->storage, s->loop, m, t->dir)) < 0)
+  if (t->has_metadata && (r = setup_pieces(t)) < 0)
     goto fail;
   uv_timer_init(s->loop, &t->tick);
   *out = t;
@@ -1103,6 +1355,104 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
 fail:
   torrent__free(t);
   return r;
+}
+
+/* A peer's bits, kept raw while the piece count was unknown, become its
+ * bitfield; a bitfield that does not fit the torrent is a protocol error. */
+static int adopt_md_bits(struct torrent *t, struct peer *p)
+{
+  uint32_t n = t->m->num_pieces;
+  bitfield_free(&p->have);
+  if (bitfield_init(&p->have, n) < 0)
+    return UV_ENOMEM;
+  if (p->md_have_all) {
+    bitfield_set_all(&p->have);
+  } else if (p->md_bits.len) {
+    size_t need = bitfield_bytes(n);
+    if (p->md_bits.len > need)
+      return SHOAL_EPROTO;
+    size_t old = p->md_bits.len;
+    if (buf_reserve(&p->md_bits, need - old) < 0)
+      return UV_ENOMEM;
+    memset(p->md_bits.p + old, 0, need - old);
+    if (bitfield_load(&p->have, p->md_bits.p, need) < 0)
+      return SHOAL_EPROTO;
+  }
+  buf_free(&p->md_bits);
+  picker_add_bitfield(t->picker, &p->have);
+  p->seed = bitfield_complete(&p->have);
+  return 0;
+}
+
+void torrent__set_metadata(struct torrent *t, uint8_t *info, uint32_t size)
+{
+  char err[SHOAL_ERRLEN];
+  struct manifest *full;
+  int r = manifest_parse_info(info, size, &full, err, sizeof err);
+  free(info);
+  if (r < 0) {
+    LOG_ERROR("%s: the torrent's metadata is invalid: %s", t->m->name, err);
+    fail_torrent(t, r, "invalid metadata");
+    return;
+  }
+  /* keep the trackers the magnet link named */
+  full->tiers = t->m->tiers;
+  full->num_tiers = t->m->num_tiers;
+  t->m->tiers = NULL;
+  t->m->num_tiers = 0;
+  manifest_free(t->m);
+  t->m = full;
+  t->has_metadata = true;
+  ext_md_asm_free(&t->md);
+  LOG_INFO("%s: metadata received: %u pieces, %u files", full->name, full->num_pieces, full->num_files);
+  if ((r = setup_pieces(t)) < 0) {
+    fail_torrent(t, r, "cannot set up the download");
+    return;
+  }
+  struct peer *next;
+  for (struct peer *p = t->peers; p; p = next) {
+    next = p->next;
+    if (p->state != PEER_ACTIVE)
+      continue;
+    if ((r = adopt_md_bits(t, p)) < 0)
+      peer__close(p, "its bitfield does not fit the torrent");
+  }
+  t->state = TORRENT_CHECKING;
+  if (t->ev.metadata)
+    t->ev.metadata(t, t->ev_ctx);
+  if (t->state != TORRENT_CHECKING)
+    return;                                    /* the program stopped us */
+  if ((r = storage_check(t->storage, &t->have, on_check_progress, on_checked, t)) < 0)
+    fail_torrent(t, r, "cannot check existing data");
+}
+
+int torrent_set_file_priorities(struct torrent *t, const uint8_t *prio, uint32_t n)
+{
+  if (!t->has_metadata || t->picker == NULL)
+    return UV_EAGAIN;
+  const struct manifest *m = t->m;
+  if (n != m->num_files)
+    return UV_EINVAL;
+  for (uint32_t piece = 0; piece < m->num_pieces; piece++) {
+    uint64_t start = (uint64_t)piece * m->piece_length;
+    uint64_t end = start + manifest_piece_size(m, piece);
+    uint8_t best = 0;
+    int f = manifest_file_at(m, start);
+    for (; f >= 0 && (uint32_t)f < m->num_files && m->files[f].offset < end; f++) {
+      if (m->files[f].attr & MANIFEST_ATTR_PAD || m->files[f].length == 0)
+        continue;
+      best = MAX(best, prio[f]);
+    }
+    picker_set_priority(t->picker, piece, best);
+  }
+  free(t->file_prio);
+  t->file_prio = malloc(n);
+  if (t->file_prio == NULL)
+    return UV_ENOMEM;
+  memcpy(t->file_prio, prio, n);
+  for (uint32_t f = 0; f < n; f++)
+    storage_set_skip(t->storage, f, prio[f] == 0);
+  return 0;
 }
 
 void torrent__free(struct torrent *t)
@@ -1114,6 +1464,9 @@ void torrent__free(struct torrent *t)
   if (t->picker)
     picker_free(t->picker);
   bitfield_free(&t->have);
+  ext_md_asm_free(&t->md);
+  free(t->pex_prev);
+  free(t->file_prio);
   for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++)
     suspect_free(&t->suspects[k]);
   free(t->banned);
@@ -1156,7 +1509,7 @@ void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx)
   t->state = TORRENT_STOPPING;
   t->stopped_cb = cb;
   t->stopped_ctx = ctx;
-  t->stop_pending = 2;           /* the tick timer, the storage */
+  t->stop_pending = t->storage ? 2 : 1;   /* the tick timer, the storage */
   struct peer *next;
   for (struct peer *p = t->peers; p; p = next) {
     next = p->next;
@@ -1167,5 +1520,6 @@ void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx)
     t->stop_pending++;
     announce_stop(t->announce, on_announce_stopped, t);
   }
-  storage_close(t->storage, on_storage_closed, t);
+  if (t->storage)
+    storage_close(t->storage, on_storage_closed, t);
 }
