@@ -1,10 +1,11 @@
-/* announce.c -- HTTP(S) tracker client: announce URL, reply parsing, BEP 12 tiers, schedule, loop shell. */
+/* announce.c -- tracker client: HTTP(S) announce URL and reply parsing, BEP 12 tiers, schedule, loop shell over HTTP and UDP (BEP 15). */
 #include "peer/announce.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/url.h"
+#include "peer/udp_tracker.h"
 
 #define ANNOUNCE_URL_MAX 8192        /* built request URL */
 #define ANNOUNCE_STOP_REPLY_MAX (64u << 10)
@@ -387,9 +389,15 @@ uint64_t announce_min_gap_ms(const struct announce_sched *s)
 
 /* ---- tiers ---- */
 
+static bool url_is_udp(const char *url)
+{
+  return strncasecmp(url, "udp://", 6) == 0;
+}
+
 bool announce_url_supported(const char *url)
 {
-  return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0);
+  return url && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0 ||
+                 url_is_udp(url));
 }
 
 void announce_tiers_free(struct announce_tiers *t)
@@ -517,13 +525,16 @@ struct announce {
   uv_timer_t timer;
   enum announce_state state;
 
-  struct http_req *req;          /* the request in flight */
+  struct http_req *req;          /* the HTTP request in flight, or */
+  struct udp_tracker_req *ureq;  /* the UDP one */
+  struct udp_tracker_client *udp; /* the loop's shared UDP client, once used */
   struct announce_pos pos;       /* its URL */
   enum announce_event req_event; /* its event */
   uint64_t req_left;             /* the `left` it carried */
 
   struct announce_sched sched;
-  char key[9];
+  char key[9];                   /* key_num in hex: the HTTP `key` */
+  uint32_t key_num;              /* the UDP `key` */
   char *started_url;             /* tracker that acknowledged event=started */
   bool want_completed;
   char *working_url;             /* last tracker that answered */
@@ -555,6 +566,87 @@ static uint32_t rand32(void *unused)
 static void send_round(struct announce *a);
 static void really_free(struct announce *a);
 
+/* One UDP client per loop, shared by the announces of that loop and closed
+ * with the last of them.  The list is only touched under the lock; a client
+ * is only used from its loop's thread. */
+struct udp_share {
+  uv_loop_t *loop;
+  struct udp_tracker_client *client;
+  unsigned refs;
+  struct udp_share *next;
+};
+static struct udp_share *udp_shares;
+static pthread_mutex_t udp_shares_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int udp_acquire(struct announce *a)
+{
+  if (a->udp != NULL)
+    return 0;
+  int rc = 0;
+  pthread_mutex_lock(&udp_shares_lock);
+  struct udp_share *sh = udp_shares;
+  while (sh && sh->loop != a->loop)
+    sh = sh->next;
+  if (sh == NULL) {
+    sh = calloc(1, sizeof *sh);
+    if (sh == NULL) {
+      rc = UV_ENOMEM;
+    } else if ((rc = udp_tracker_client_new(a->loop, &sh->client)) != 0) {
+      free(sh);
+      sh = NULL;
+    } else {
+      sh->loop = a->loop;
+      sh->next = udp_shares;
+      udp_shares = sh;
+    }
+  }
+  if (sh != NULL) {
+    sh->refs++;
+    a->udp = sh->client;
+  }
+  pthread_mutex_unlock(&udp_shares_lock);
+  return rc;
+}
+
+static void udp_release(struct announce *a)
+{
+  if (a->udp == NULL)
+    return;
+  pthread_mutex_lock(&udp_shares_lock);
+  for (struct udp_share **pp = &udp_shares; *pp; pp = &(*pp)->next) {
+    struct udp_share *sh = *pp;
+    if (sh->client != a->udp)
+      continue;
+    if (--sh->refs == 0) {
+      *pp = sh->next;
+      udp_tracker_client_close(sh->client);
+      free(sh);
+    }
+    break;
+  }
+  pthread_mutex_unlock(&udp_shares_lock);
+  a->udp = NULL;
+}
+
+static bool in_flight(const struct announce *a)
+{
+  return a->req != NULL || a->ureq != NULL;
+}
+
+/* Cancels the request in flight, if any (no callback runs). */
+static void cancel_request(struct announce *a)
+{
+  if (a->req != NULL) {
+    http_cancel(a->req);
+    a->req = NULL;
+  }
+  if (a->ureq != NULL) {
+    udp_tracker_cancel(a->ureq);
+    a->ureq = NULL;
+  }
+}
+
+
 static void set_str(char **dst, const char *s)
 {
   if (*dst && s && strcmp(*dst, s) == 0)
@@ -577,7 +669,7 @@ static void on_timer(uv_timer_t *t)
   struct announce *a = container_of(t, struct announce, timer);
   if (a->state == ST_RUNNING) {
     send_round(a);
-  } else if (a->state == ST_STOPPING && a->req == NULL) {
+  } else if (a->state == ST_STOPPING && !in_flight(a)) {
     a->state = ST_STOPPED;
     if (a->stop_cb)
       a->stop_cb(a->stop_ctx);   /* may free a */
@@ -599,30 +691,88 @@ static enum announce_event event_for(const struct announce *a, const char *url)
 }
 
 static void on_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg);
+static void on_stop_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg);
+static void on_udp_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg);
+static void on_udp_stop_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg);
 
-/* Sends to the URL at a->pos; 0, or an error (nothing in flight). */
-static int send_to(struct announce *a, enum announce_event ev, http_done_cb cb, unsigned timeout_ms,
-                   size_t max_body)
+static uint32_t numwant_of(const struct announce_params *p, enum announce_event ev)
 {
-  const char *url = ev == ANNOUNCE_EVENT_STOPPED ? a->working_url : announce_tiers_url(&a->tiers, a->pos);
+  uint32_t numwant = p->numwant ? p->numwant : ANNOUNCE_DEFAULT_NUMWANT;
+  if (numwant > ANNOUNCE_MAX_PEERS)
+    numwant = ANNOUNCE_MAX_PEERS;
+  return ev == ANNOUNCE_EVENT_STOPPED ? 0 : numwant;
+}
+
+static enum udp_tracker_event udp_event(enum announce_event ev)
+{
+  switch (ev) {
+  case ANNOUNCE_EVENT_STARTED: return UDP_TRACKER_EVENT_STARTED;
+  case ANNOUNCE_EVENT_COMPLETED: return UDP_TRACKER_EVENT_COMPLETED;
+  case ANNOUNCE_EVENT_STOPPED: return UDP_TRACKER_EVENT_STOPPED;
+  default: return UDP_TRACKER_EVENT_NONE;
+  }
+}
+
+/* Starts a UDP announce to url; 0, or an error (nothing in flight). */
+static int send_udp(struct announce *a, const char *url, enum announce_event ev, bool stop,
+                    uint64_t up, uint64_t down, uint64_t left)
+{
+  int rc = udp_acquire(a);
+  if (rc != 0)
+    return rc;
+  struct udp_tracker_announce_args args;
+  memset(&args, 0, sizeof args);
+  memcpy(args.infohash, a->params.infohash, sizeof args.infohash);
+  memcpy(args.peer_id, a->params.peer_id, sizeof args.peer_id);
+  args.downloaded = down;
+  args.left = left;
+  args.uploaded = up;
+  args.event = udp_event(ev);
+  args.key = a->key_num;
+  args.num_want = (int32_t)numwant_of(&a->params, ev);
+  args.port = a->params.port;
+  uint32_t f = floor_of(&a->sched);
+  unsigned base_ms = (f < ANNOUNCE_UDP_BASE_S ? f : ANNOUNCE_UDP_BASE_S) * 1000u;
+  unsigned tries = ANNOUNCE_UDP_TIMEOUTS;
+  if (stop) {
+    /* Two tries within ANNOUNCE_STOP_TIMEOUT_MS: base + 2 base. */
+    if (base_ms > ANNOUNCE_STOP_TIMEOUT_MS / 3)
+      base_ms = ANNOUNCE_STOP_TIMEOUT_MS / 3;
+    tries = 2;
+  }
+  return udp_tracker_announce(a->udp, url, &args, base_ms, tries, stop ? on_udp_stop_reply : on_udp_reply,
+                              a, &a->ureq);
+}
+
+/* Sends to the URL at a->pos (to the last working tracker for `stop`); 0,
+ * or an error (nothing in flight). */
+static int send_to(struct announce *a, enum announce_event ev, bool stop)
+{
+  const char *url = stop ? a->working_url : announce_tiers_url(&a->tiers, a->pos);
   if (url == NULL)
     return UV_EINVAL;
   uint64_t up = 0, down = 0, left = 0;
   if (a->cbs.stats)
     a->cbs.stats(a->ctx, &up, &down, &left);
-  bool same_tracker = a->tracker_id_url && strcmp(a->tracker_id_url, url) == 0;
-  struct buf b;
-  buf_init(&b, ANNOUNCE_URL_MAX);
-  int rc = announce_build_url(&b, url, &a->params, ev, up, down, left,
-                              same_tracker ? a->tracker_id : NULL,
-                              same_tracker ? a->tracker_id_len : 0, a->key);
-  if (rc == 0)
-    rc = buf_append_u8(&b, 0);
-  if (rc == 0) {
-    LOG_DEBUG("announce: %s event=%s", url, ev ? announce_event_name(ev) : "none");
-    rc = http_get(a->http, (const char *)b.p, timeout_ms, max_body, cb, a, &a->req);
+  LOG_DEBUG("announce: %s event=%s", url, ev ? announce_event_name(ev) : "none");
+  int rc;
+  if (url_is_udp(url)) {
+    rc = send_udp(a, url, ev, stop, up, down, left);
+  } else {
+    bool same_tracker = a->tracker_id_url && strcmp(a->tracker_id_url, url) == 0;
+    struct buf b;
+    buf_init(&b, ANNOUNCE_URL_MAX);
+    rc = announce_build_url(&b, url, &a->params, ev, up, down, left,
+                            same_tracker ? a->tracker_id : NULL,
+                            same_tracker ? a->tracker_id_len : 0, a->key);
+    if (rc == 0)
+      rc = buf_append_u8(&b, 0);
+    if (rc == 0)
+      rc = http_get(a->http, (const char *)b.p, stop ? ANNOUNCE_STOP_TIMEOUT_MS : ANNOUNCE_TIMEOUT_MS,
+                    stop ? ANNOUNCE_STOP_REPLY_MAX : ANNOUNCE_MAX_REPLY, stop ? on_stop_reply : on_reply,
+                    a, &a->req);
+    buf_free(&b);
   }
-  buf_free(&b);
   if (rc == 0) {
     a->req_event = ev;
     a->req_left = left;
@@ -645,7 +795,7 @@ static void send_from_pos(struct announce *a)
 {
   for (;;) {
     const char *url = announce_tiers_url(&a->tiers, a->pos);
-    int rc = send_to(a, event_for(a, url), on_reply, ANNOUNCE_TIMEOUT_MS, ANNOUNCE_MAX_REPLY);
+    int rc = send_to(a, event_for(a, url), false);
     if (rc == 0)
       return;
     LOG_INFO("announce: %s: %s", url, shoal_strerror(rc));
@@ -659,11 +809,11 @@ static void send_from_pos(struct announce *a)
 
 static void send_round(struct announce *a)
 {
-  if (a->req != NULL || a->state != ST_RUNNING)
+  if (in_flight(a) || a->state != ST_RUNNING)
     return;
   uv_timer_stop(&a->timer);
   if (announce_tiers_first(&a->tiers, &a->pos) != 0) {
-    set_status(a, NULL, "no usable tracker (only http and https are supported)");
+    set_status(a, NULL, "no usable tracker (only http, https and udp are supported)");
     return;
   }
   send_from_pos(a);
@@ -703,6 +853,47 @@ static void on_success(struct announce *a, const char *url, const struct announc
   set_str(&a->status_url, url);
 }
 
+/* The end of a request to the URL at a->pos.  msg NULL: success with r;
+ * otherwise the status line of a failure, and the round moves on to the
+ * next URL.  r (may be NULL on failure) is freed here. */
+static void request_done(struct announce *a, const char *url, const char *msg, struct announce_reply *r)
+{
+  if (msg != NULL) {
+    LOG_INFO("announce: %s: %s", url, msg);
+    set_status(a, url, msg);
+    if (r != NULL)
+      announce_reply_free(r);
+    a->busy++;
+    if (a->cbs.status)
+      a->cbs.status(a->ctx, url, a->status);
+    a->busy--;
+    if (a->free_pending) {
+      really_free(a);
+      return;
+    }
+    if (a->state != ST_RUNNING || in_flight(a))
+      return;   /* stopped, or a round restarted from the callback */
+    if (announce_tiers_next(&a->tiers, &a->pos) == 0)
+      send_from_pos(a);
+    else
+      round_failed(a);
+    return;
+  }
+
+  on_success(a, url, r);
+  LOG_DEBUG("announce: %s: %s, %zu peers, next in %" PRIu64 " s", url, a->status, r->npeers,
+            uv_timer_get_due_in(&a->timer) / 1000);
+  a->busy++;
+  if (a->cbs.status)
+    a->cbs.status(a->ctx, a->status_url ? a->status_url : "", a->status);
+  if (!a->free_pending && a->state == ST_RUNNING && a->cbs.peers && r->npeers > 0)
+    a->cbs.peers(a->ctx, r->peers, r->npeers);
+  a->busy--;
+  announce_reply_free(r);
+  if (a->free_pending)
+    really_free(a);
+}
+
 static void on_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg)
 {
   struct announce *a = ctx;
@@ -728,41 +919,77 @@ static void on_reply(void *ctx, int status, long code, const uint8_t *body, size
     else
       ok = true;
   }
+  request_done(a, url, ok ? NULL : msg, parsed ? &r : NULL);
+}
 
-  if (!ok) {
-    LOG_INFO("announce: %s: %s", url, msg);
-    set_status(a, url, msg);
-    if (parsed)
-      announce_reply_free(&r);
-    a->busy++;
-    if (a->cbs.status)
-      a->cbs.status(a->ctx, url, a->status);
-    a->busy--;
-    if (a->free_pending) {
-      really_free(a);
-      return;
-    }
-    if (a->state != ST_RUNNING || a->req != NULL)
-      return;   /* stopped, or a round restarted from the callback */
-    if (announce_tiers_next(&a->tiers, &a->pos) == 0)
-      send_from_pos(a);
-    else
-      round_failed(a);
+/* A UDP tracker's answer as a parsed reply: 0, or UV_ENOMEM. */
+static int udp_to_reply(const struct udp_tracker_reply *u, struct announce_reply *r)
+{
+  memset(r, 0, sizeof *r);
+  r->interval = u->interval > 0 ? (int64_t)u->interval : -1;
+  r->min_interval = -1;
+  r->complete = -1;
+  r->incomplete = -1;
+  if (u->action == UDP_TRACKER_ERROR) {
+    r->failed = true;
+    copy_text(r->failure, sizeof r->failure, u->message, u->message_len);
+    return 0;
+  }
+  r->complete = u->seeders;
+  r->incomplete = u->leechers;
+  size_t n = u->npeers < ANNOUNCE_MAX_PEERS ? u->npeers : ANNOUNCE_MAX_PEERS;
+  if (n == 0)
+    return 0;
+  r->peers = calloc(n, sizeof *r->peers);
+  if (r->peers == NULL)
+    return UV_ENOMEM;
+  int got = compact_parse(u->entry_len == COMPACT_V6_LEN ? AF_INET6 : AF_INET, u->peers, n * u->entry_len,
+                          r->peers, n);
+  r->npeers = got > 0 ? (size_t)got : 0;
+  if (r->npeers == 0) {
+    free(r->peers);
+    r->peers = NULL;
+  }
+  return 0;
+}
+
+static void on_udp_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg)
+{
+  struct announce *a = ctx;
+  a->ureq = NULL;
+  const char *url = announce_tiers_url(&a->tiers, a->pos);
+  char msg[ANNOUNCE_MAX_TEXT + 32];
+  struct announce_reply r;
+  if (status != 0) {
+    snprintf(msg, sizeof msg, "%s", errmsg && errmsg[0] ? errmsg : shoal_strerror(status));
+    request_done(a, url, msg, NULL);
     return;
   }
+  if (udp_to_reply(u, &r) != 0) {
+    request_done(a, url, shoal_strerror(UV_ENOMEM), NULL);
+    return;
+  }
+  if (r.failed) {
+    snprintf(msg, sizeof msg, "failure: %s", r.failure);
+    request_done(a, url, msg, &r);
+    return;
+  }
+  request_done(a, url, NULL, &r);
+}
 
-  on_success(a, url, &r);
-  LOG_DEBUG("announce: %s: %s, %zu peers, next in %" PRIu64 " s", url, a->status, r.npeers,
-            uv_timer_get_due_in(&a->timer) / 1000);
-  a->busy++;
-  if (a->cbs.status)
-    a->cbs.status(a->ctx, a->status_url ? a->status_url : "", a->status);
-  if (!a->free_pending && a->state == ST_RUNNING && a->cbs.peers && r.npeers > 0)
-    a->cbs.peers(a->ctx, r.peers, r.npeers);
-  a->busy--;
-  announce_reply_free(&r);
-  if (a->free_pending)
-    really_free(a);
+static void on_udp_stop_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg)
+{
+  struct announce *a = ctx;
+  a->ureq = NULL;
+  if (status != 0)
+    LOG_INFO("announce: stopped: %s: %s", a->working_url, errmsg);
+  else if (u->action == UDP_TRACKER_ERROR)
+    LOG_INFO("announce: stopped: %s: tracker error", a->working_url);
+  else
+    LOG_DEBUG("announce: stopped: %s: ok", a->working_url);
+  a->state = ST_STOPPED;
+  if (a->stop_cb)
+    a->stop_cb(a->stop_ctx);   /* may free a */
 }
 
 static void on_stop_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg)
@@ -809,11 +1036,12 @@ int announce_new(uv_loop_t *loop, struct http_client *http,
   a->ctx = ctx;
   a->sched.floor_s = params->min_interval_floor_s;
   a->seeders = a->leechers = -1;
-  snprintf(a->key, sizeof a->key, "%08" PRIx32, rand32(NULL));
+  a->key_num = rand32(NULL);
+  snprintf(a->key, sizeof a->key, "%08" PRIx32, a->key_num);
   for (uint32_t i = 0; i < a->tiers.ntiers; i++)
     for (uint32_t j = 0; j < a->tiers.tier[i].count; j++)
       if (!announce_url_supported(a->tiers.tier[i].urls[j]))
-        LOG_INFO("announce: skipping %s (only http and https trackers for now)", a->tiers.tier[i].urls[j]);
+        LOG_INFO("announce: skipping %s (only http, https and udp trackers)", a->tiers.tier[i].urls[j]);
   *out = a;
   return 0;
 }
@@ -833,11 +1061,10 @@ void announce_completed(struct announce *a)
   a->want_completed = true;
   if (a->state != ST_RUNNING)
     return;
-  if (a->req != NULL) {
+  if (in_flight(a)) {
     if (a->req_event != ANNOUNCE_EVENT_NONE)
       return;   /* started/completed in flight: completed follows its success */
-    http_cancel(a->req);
-    a->req = NULL;
+    cancel_request(a);
   }
   if (!a->busy)
     send_round(a);
@@ -847,7 +1074,7 @@ void announce_completed(struct announce *a)
 
 void announce_now(struct announce *a)
 {
-  if (a == NULL || a->state != ST_RUNNING || a->req != NULL || a->sched.failures > 0)
+  if (a == NULL || a->state != ST_RUNNING || in_flight(a) || a->sched.failures > 0)
     return;
   uint64_t delay = 0;
   if (a->ever_ok) {
@@ -869,13 +1096,8 @@ void announce_stop(struct announce *a, void (*done)(void *ctx), void *ctx)
   a->stop_cb = done;
   a->stop_ctx = ctx;
   uv_timer_stop(&a->timer);
-  if (a->req != NULL) {
-    http_cancel(a->req);
-    a->req = NULL;
-  }
-  if (was_running && a->working_url != NULL &&
-      send_to(a, ANNOUNCE_EVENT_STOPPED, on_stop_reply, ANNOUNCE_STOP_TIMEOUT_MS,
-              ANNOUNCE_STOP_REPLY_MAX) == 0)
+  cancel_request(a);
+  if (was_running && a->working_url != NULL && send_to(a, ANNOUNCE_EVENT_STOPPED, true) == 0)
     return;
   arm(a, 0);   /* done at the next iteration */
 }
@@ -896,10 +1118,8 @@ static void really_free(struct announce *a)
   if (a->freed)
     return;
   a->freed = true;
-  if (a->req != NULL) {
-    http_cancel(a->req);
-    a->req = NULL;
-  }
+  cancel_request(a);
+  udp_release(a);
   a->state = ST_STOPPED;
   a->stop_cb = NULL;
   uv_close((uv_handle_t *)&a->timer, on_closed);
@@ -912,10 +1132,7 @@ void announce_free(struct announce *a)
   if (a->busy) {
     a->free_pending = true;
     a->stop_cb = NULL;
-    if (a->req != NULL) {
-      http_cancel(a->req);
-      a->req = NULL;
-    }
+    cancel_request(a);
     a->state = ST_STOPPED;
     return;
   }

@@ -1,4 +1,4 @@
-/* announce.h -- HTTP(S) tracker client for one torrent: tiers (BEP 12), schedule, replies (BEP 3, 7, 23). */
+/* announce.h -- tracker client for one torrent: HTTP(S) and UDP (BEP 15) trackers, tiers (BEP 12), schedule, replies (BEP 3, 7, 23). */
 #ifndef PEER_ANNOUNCE_H_
 #define PEER_ANNOUNCE_H_
 
@@ -29,6 +29,8 @@
 #define ANNOUNCE_BACKOFF_MAX_S 1800       /* back-off cap (jitter comes on top) */
 #define ANNOUNCE_TIMEOUT_MS 30000         /* one announce request */
 #define ANNOUNCE_STOP_TIMEOUT_MS 5000     /* the event=stopped request */
+#define ANNOUNCE_UDP_BASE_S 15            /* UDP retransmission after 15 * 2^n s (BEP 15) ... */
+#define ANNOUNCE_UDP_TIMEOUTS 3           /* ... n = 0, 1, 2: a silent UDP tracker costs 105 s */
 
 enum announce_event {
   ANNOUNCE_EVENT_NONE = 0,
@@ -45,7 +47,9 @@ struct announce_params {
   uint8_t peer_id[20];
   uint16_t port;
   uint32_t numwant;                 /* 0: ANNOUNCE_DEFAULT_NUMWANT; capped at ANNOUNCE_MAX_PEERS */
-  unsigned min_interval_floor_s;    /* 0: ANNOUNCE_FLOOR_S; tests may lower it (>= 1) */
+  unsigned min_interval_floor_s;    /* 0: ANNOUNCE_FLOOR_S; tests may lower it (>= 1); the
+                                       UDP retransmission base is the smaller of it and
+                                       ANNOUNCE_UDP_BASE_S */
 };
 
 /* ---- Pure part: request URL, reply parsing, schedule, tier order. ---- */
@@ -127,8 +131,9 @@ struct announce_pos {
   uint32_t url;
 };
 
-/* True for an http:// or https:// URL (scheme case-insensitive): the ones
- * this module announces to.  Others (udp://) are kept but skipped. */
+/* True for an http://, https:// or udp:// URL (scheme case-insensitive):
+ * the ones this module announces to.  Others (wss://, ...) are kept but
+ * skipped. */
 bool announce_url_supported(const char *url);
 
 /* Copies src (empty tiers, empty URLs and URLs longer than
@@ -166,7 +171,13 @@ struct announce;
 
 /* Creates the client for one torrent.  tiers/ntiers are copied (BEP 12
  * shuffled); http must outlive it (free every announce before closing the
- * http client).  Callbacks may be NULL.  peers and status may call
+ * http client).  udp:// trackers are reached through one UDP client per
+ * loop (one socket per address family), shared by every announce of that
+ * loop: made at the first UDP request, closed when the last announce that
+ * used it is freed.  A UDP tracker that does not answer is given up after
+ * ANNOUNCE_UDP_TIMEOUTS retransmission time-outs, and the round moves on to
+ * the next URL as for an HTTP failure; a UDP error packet counts as a
+ * "failure: ..." reply.  Callbacks may be NULL.  peers and status may call
  * announce_now, announce_completed, announce_stop or announce_free.
  * Nothing is sent before announce_start().  0, or UV_EINVAL / UV_ENOMEM. */
 int announce_new(uv_loop_t *loop, struct http_client *http,
@@ -186,8 +197,9 @@ void announce_completed(struct announce *a);
  * shorten a failure back-off. */
 void announce_now(struct announce *a);
 
-/* Stops announcing: cancels what is pending and sends event=stopped (numwant
- * 0, ANNOUNCE_STOP_TIMEOUT_MS) to the last tracker that answered, then calls
+/* Stops announcing: cancels what is pending (a `completed` not yet answered
+ * is dropped) and sends event=stopped (numwant 0, ANNOUNCE_STOP_TIMEOUT_MS;
+ * over UDP two tries within it) to the last tracker that answered, then calls
  * done(ctx) from the loop, whatever the result -- at the next loop iteration
  * when no tracker ever answered.  done may call announce_free().  Once; done
  * may be NULL. */

@@ -1,4 +1,4 @@
-/* main.c -- the shoal-tracker program: options, the loop, the expiry sweep, clean shutdown on SIGINT/SIGTERM. */
+/* main.c -- the shoal-tracker program: options, HTTP and UDP listeners, the loop, the expiry sweep, clean shutdown on SIGINT/SIGTERM. */
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sodium.h>
@@ -11,18 +11,23 @@
 #include "common/log.h"
 #include "tracker/http.h"
 #include "tracker/swarms.h"
+#include "tracker/udp.h"
 
 #define TRACKER_DEFAULT_PORT 6969
 #define TRACKER_MAX_INTERVAL 86400u
 #define TRACKER_EXPIRY_SLACK 60u     /* seconds past two missed intervals */
 #define TRACKER_SWEEP_MAX_MS 60000u
+#define TRACKER_MAX_BINDS 8
+#define TRACKER_BIND_TRIES 8         /* port 0: free TCP ports also free for UDP */
 
 struct tracker {
   uv_loop_t loop;
   uv_signal_t sigint, sigterm;
   uv_timer_t sweep;
   struct swarms *swarms;
-  struct trackerhttp_server *http;
+  struct trackerhttp_server *http[TRACKER_MAX_BINDS];
+  struct trackerudp_server *udp[TRACKER_MAX_BINDS];
+  size_t nbinds;
   uint64_t max_age;
   bool stopping;
 };
@@ -30,13 +35,14 @@ struct tracker {
 static void tracker_usage(FILE *f)
 {
   fprintf(f,
-          "usage: shoal-tracker [--port N] [--bind ADDR] [--interval SECONDS] [-v|-q]\n"
-          "  --port N            TCP port to listen on (default %d; 0: any free port)\n"
-          "  --bind ADDR         numeric IPv4 or IPv6 address (default 0.0.0.0)\n"
+          "usage: shoal-tracker [--port N] [--bind ADDR]... [--interval SECONDS] [-v|-q]\n"
+          "  --port N            TCP (HTTP) and UDP (BEP 15) port (default %d; 0: any free port)\n"
+          "  --bind ADDR         numeric IPv4 or IPv6 address (default 0.0.0.0); repeat to\n"
+          "                      listen on several (at most %d)\n"
           "  --interval SECONDS  announce interval asked of clients (default 1800, 1..%u)\n"
           "  -v                  more log output (repeat for more)\n"
           "  -q                  errors only\n",
-          TRACKER_DEFAULT_PORT, TRACKER_MAX_INTERVAL);
+          TRACKER_DEFAULT_PORT, TRACKER_MAX_BINDS, TRACKER_MAX_INTERVAL);
 }
 
 /* Strict decimal in [lo, hi]. */
@@ -95,14 +101,80 @@ static void tracker_on_sweep(uv_timer_t *t)
              swarms_peer_count(tr->swarms), swarms_count(tr->swarms));
 }
 
+static void tracker_close_servers(struct tracker *tr)
+{
+  for (size_t i = 0; i < tr->nbinds; i++) {
+    if (tr->http[i] != NULL)
+      trackerhttp_server_close(tr->http[i]);
+    if (tr->udp[i] != NULL)
+      trackerudp_server_close(tr->udp[i]);
+    tr->http[i] = NULL;
+    tr->udp[i] = NULL;
+  }
+  tr->nbinds = 0;
+}
+
+static void tracker_port_set(struct sockaddr_storage *ss, uint16_t port)
+{
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+static uint16_t tracker_port_get(const struct sockaddr_storage *ss)
+{
+  if (ss->ss_family == AF_INET)
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+  return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* Opens HTTP and UDP on every address, all on one port (the first free one
+ * when port is 0).  0, or the error of the listener that failed (*what says
+ * which; everything opened is closed again). */
+static int tracker_open(struct tracker *tr, struct sockaddr_storage *addrs, size_t n, uint16_t port,
+                        const struct trackerhttp_config *hcfg, const struct trackerudp_config *ucfg,
+                        size_t *failed, const char **what)
+{
+  int r = 0;
+  for (int attempt = 0; attempt < TRACKER_BIND_TRIES; attempt++) {
+    uint16_t chosen = port;
+    r = 0;
+    for (size_t i = 0; i < n && r == 0; i++) {
+      tracker_port_set(&addrs[i], chosen);
+      *failed = i;
+      *what = "tcp";
+      r = trackerhttp_server_new(&tr->loop, tr->swarms, hcfg, (struct sockaddr *)&addrs[i], &tr->http[i]);
+      if (r)
+        break;
+      tr->nbinds = i + 1;
+      if (chosen == 0) {
+        struct sockaddr_storage bound;
+        r = trackerhttp_server_addr(tr->http[i], &bound);
+        if (r)
+          break;
+        chosen = tracker_port_get(&bound);
+        tracker_port_set(&addrs[i], chosen);
+      }
+      *what = "udp";
+      r = trackerudp_server_new(&tr->loop, tr->swarms, ucfg, (struct sockaddr *)&addrs[i], &tr->udp[i]);
+    }
+    if (r == 0)
+      return 0;
+    tracker_close_servers(tr);
+    if (port != 0 || r != UV_EADDRINUSE)
+      break;
+    LOG_INFO("port %u taken for %s, trying another", (unsigned)chosen, *what);
+  }
+  return r;
+}
+
 static void tracker_stop(struct tracker *tr)
 {
   if (tr->stopping)
     return;
   tr->stopping = true;
-  if (tr->http != NULL)
-    trackerhttp_server_close(tr->http);
-  tr->http = NULL;
+  tracker_close_servers(tr);
   uv_close((uv_handle_t *)&tr->sweep, NULL);
   uv_close((uv_handle_t *)&tr->sigint, NULL);
   uv_close((uv_handle_t *)&tr->sigterm, NULL);
@@ -118,7 +190,8 @@ static void tracker_on_signal(uv_signal_t *h, int signum)
 int main(int argc, char **argv)
 {
   unsigned long port = TRACKER_DEFAULT_PORT, interval = 1800;
-  const char *bind = "0.0.0.0";
+  const char *binds[TRACKER_MAX_BINDS];
+  size_t nbinds = 0;
   int level = LOG_LEVEL_WARN;
   log_set_prefix("shoal-tracker");
 
@@ -150,7 +223,11 @@ int main(int argc, char **argv)
         return 2;
       }
     } else if (strcmp(a, "--bind") == 0) {
-      bind = val;
+      if (nbinds == TRACKER_MAX_BINDS) {
+        fprintf(stderr, "shoal-tracker: at most %d --bind options\n", TRACKER_MAX_BINDS);
+        return 2;
+      }
+      binds[nbinds++] = val;
     } else if (strcmp(a, "--interval") == 0) {
       if (tracker_parse_num(val, 1, TRACKER_MAX_INTERVAL, &interval)) {
         fprintf(stderr, "shoal-tracker: invalid interval '%s' (1..%u seconds)\n", val, TRACKER_MAX_INTERVAL);
@@ -172,10 +249,14 @@ int main(int argc, char **argv)
   }
   log_level = level;
 
-  struct sockaddr_storage addr;
-  if (tracker_parse_bind(bind, (uint16_t)port, &addr)) {
-    fprintf(stderr, "shoal-tracker: invalid bind address '%s' (numeric IPv4 or IPv6)\n", bind);
-    return 2;
+  if (nbinds == 0)
+    binds[nbinds++] = "0.0.0.0";
+  struct sockaddr_storage addrs[TRACKER_MAX_BINDS];
+  for (size_t i = 0; i < nbinds; i++) {
+    if (tracker_parse_bind(binds[i], (uint16_t)port, &addrs[i])) {
+      fprintf(stderr, "shoal-tracker: invalid bind address '%s' (numeric IPv4 or IPv6)\n", binds[i]);
+      return 2;
+    }
   }
   if (sodium_init() < 0) {
     LOG_ERROR("libsodium failed to initialise");
@@ -204,11 +285,16 @@ int main(int argc, char **argv)
   trackerhttp_config_default(&cfg);
   cfg.interval = (uint32_t)interval;
   cfg.min_interval = interval >= 2 ? (uint32_t)interval / 2 : 1;
-  r = trackerhttp_server_new(&tr.loop, tr.swarms, &cfg, (struct sockaddr *)&addr, &tr.http);
+  struct trackerudp_config ucfg;
+  trackerudp_config_default(&ucfg);
+  ucfg.interval = (uint32_t)interval;
+  size_t failed = 0;
+  const char *what = "";
+  r = tracker_open(&tr, addrs, nbinds, (uint16_t)port, &cfg, &ucfg, &failed, &what);
   if (r) {
     char as[96];
-    compact_addr_str((struct sockaddr *)&addr, as, sizeof as);
-    LOG_ERROR("cannot listen on %s: %s", as, uv_strerror(r));
+    compact_addr_str((struct sockaddr *)&addrs[failed], as, sizeof as);
+    LOG_ERROR("cannot listen on %s (%s): %s", as, what, uv_strerror(r));
     uv_run(&tr.loop, UV_RUN_DEFAULT);
     uv_loop_close(&tr.loop);
     swarms_free(tr.swarms);
@@ -229,13 +315,16 @@ int main(int argc, char **argv)
   uv_signal_start(&tr.sigint, tracker_on_signal, SIGINT);
   uv_signal_start(&tr.sigterm, tracker_on_signal, SIGTERM);
 
-  struct sockaddr_storage bound;
-  char as[96];
-  if (trackerhttp_server_addr(tr.http, &bound) == 0)
-    compact_addr_str((struct sockaddr *)&bound, as, sizeof as);
-  else
-    compact_addr_str((struct sockaddr *)&addr, as, sizeof as);
-  fprintf(stderr, "shoal-tracker: listening on %s\n", as);
+  for (size_t i = 0; i < tr.nbinds; i++) {
+    struct sockaddr_storage bound;
+    char as[96];
+    if (trackerhttp_server_addr(tr.http[i], &bound) == 0)
+      compact_addr_str((struct sockaddr *)&bound, as, sizeof as);
+    else
+      compact_addr_str((struct sockaddr *)&addrs[i], as, sizeof as);
+    /* HTTP and UDP on the same address and port. */
+    fprintf(stderr, "shoal-tracker: listening on %s\n", as);
+  }
   fflush(stderr);
 
   uv_run(&tr.loop, UV_RUN_DEFAULT);

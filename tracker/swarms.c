@@ -494,6 +494,13 @@ size_t swarms_select(struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],
                      const uint8_t self_id[SWARMS_ID_LEN], const struct sockaddr *self,
                      bool self_seed, struct swarms_peer *out, size_t want)
 {
+  return swarms_select_family(s, info_hash, self_id, self, self_seed, 0, out, want);
+}
+
+size_t swarms_select_family(struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],
+                            const uint8_t self_id[SWARMS_ID_LEN], const struct sockaddr *self,
+                            bool self_seed, int family, struct swarms_peer *out, size_t want)
+{
   const struct swarm *sw = swarms_find_c(s, info_hash, swarms_hash(s, info_hash, SWARMS_ID_LEN));
   if (sw == NULL || want == 0)
     return 0;
@@ -510,6 +517,8 @@ size_t swarms_select(struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],
     for (uint32_t i = 0; i < sw->n; i++) {
       const struct peer *p = &sw->peers[i];
       if (self_seed && (p->flags & PEER_SEED))
+        continue;
+      if (family != 0 && p->family != family)
         continue;
       if (have_self && p->family == fam && memcmp(p->ip, ip, 16) == 0 &&
           (p->port == port || memcmp(p->id, self_id, SWARMS_ID_LEN) == 0))

@@ -85,6 +85,12 @@ size_t swarms_select(struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],
                      const uint8_t self_id[SWARMS_ID_LEN], const struct sockaddr *self,
                      bool self_seed, struct swarms_peer *out, size_t want);
 
+/* As swarms_select, but chooses only among the peers of one address family
+ * (AF_INET or AF_INET6; 0: any), e.g. for a compact list of one entry size. */
+size_t swarms_select_family(struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],
+                            const uint8_t self_id[SWARMS_ID_LEN], const struct sockaddr *self,
+                            bool self_seed, int family, struct swarms_peer *out, size_t want);
+
 /* Counts of one swarm: 0, or SHOAL_ENOTFOUND (and *st zeroed) when no peer
  * of that infohash is known. */
 int swarms_lookup(const struct swarms *s, const uint8_t info_hash[SWARMS_ID_LEN],

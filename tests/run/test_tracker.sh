@@ -342,7 +342,8 @@ check "tracker binary exists" test -x "$TRACKER_BIN"
 
 # Bad usage: exit 2, nothing started.
 for args in "--port 70000" "--port -1" "--port 12a" "--bind nowhere" "--bind 1.2.3" "--interval 0" \
-            "--interval 99999999999" "--frobnicate" "--port"; do
+            "--interval 99999999999" "--frobnicate" "--port" "--bind 127.0.0.1 --bind ::1 --bind nowhere" \
+            "$(printf -- '--bind 127.0.0.1 %.0s' 1 2 3 4 5 6 7 8 9)"; do
   timeout 10 "$TRACKER_BIN" $args >/dev/null 2>&1
   rc=$?
   check "bad usage '$args' exits 2 (rc $rc)" test "$rc" -eq 2

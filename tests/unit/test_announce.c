@@ -1,4 +1,4 @@
-/* test_announce.c -- tracker client pure parts: announce URL, reply parsing, schedule, BEP 12 tier order. */
+/* test_announce.c -- tracker client: announce URL, reply parsing, schedule, BEP 12 tier order; the client on a loop against fake UDP trackers. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>
@@ -6,8 +6,10 @@
 #include <string.h>
 #include <uv.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "peer/announce.h"
+#include "peer/http_client.h"
 
 /* ---- helpers ---- */
 
@@ -694,7 +696,10 @@ START_TEST(test_tiers_supported)
   ck_assert(announce_url_supported("http://t/a"));
   ck_assert(announce_url_supported("HTTPS://t/a"));
   ck_assert(announce_url_supported("Http://t"));
-  ck_assert(!announce_url_supported("udp://t:80"));
+  ck_assert(announce_url_supported("udp://t:80"));
+  ck_assert(announce_url_supported("UDP://t:80/announce"));
+  ck_assert(!announce_url_supported("wss://t"));
+  ck_assert(!announce_url_supported("udp:/t:80"));
   ck_assert(!announce_url_supported("http:/t"));
   ck_assert(!announce_url_supported("ws://t"));
   ck_assert(!announce_url_supported(""));
@@ -704,8 +709,8 @@ END_TEST
 
 START_TEST(test_tiers_order_and_skip)
 {
-  static const char *const t0[] = { "udp://u1:80", "http://a/", "udp://u2:80", "http://b/", NULL };
-  static const char *const t1[] = { "udp://u3:80", NULL };
+  static const char *const t0[] = { "wss://u1/", "http://a/", "udp://u2:80", "http://b/", NULL };
+  static const char *const t1[] = { "wss://u3/", NULL };
   static const char *const t2[] = { "https://c/", NULL };
   static const char *const *const spec[] = { t0, t1, t2 };
   struct announce_tiers t;
@@ -715,8 +720,10 @@ START_TEST(test_tiers_order_and_skip)
   ck_assert_int_eq(announce_tiers_first(&t, &p), 0);
   ck_assert_str_eq(announce_tiers_url(&t, p), "http://a/");
   ck_assert_int_eq(announce_tiers_next(&t, &p), 0);
+  ck_assert_str_eq(announce_tiers_url(&t, p), "udp://u2:80");   /* http and udp mix in a tier */
+  ck_assert_int_eq(announce_tiers_next(&t, &p), 0);
   ck_assert_str_eq(announce_tiers_url(&t, p), "http://b/");
-  ck_assert_int_eq(announce_tiers_next(&t, &p), 0);   /* tier 1 holds only udp: skipped */
+  ck_assert_int_eq(announce_tiers_next(&t, &p), 0);   /* tier 1 holds only wss: skipped */
   ck_assert_uint_eq(p.tier, 2);
   ck_assert_str_eq(announce_tiers_url(&t, p), "https://c/");
   struct announce_pos before = p;
@@ -727,8 +734,8 @@ START_TEST(test_tiers_order_and_skip)
   ck_assert_ptr_null(announce_tiers_url(&t, out));
   announce_tiers_free(&t);
 
-  static const char *const only_udp[] = { "udp://x:1", "udp://y:2", NULL };
-  static const char *const *const spec2[] = { only_udp };
+  static const char *const only_other[] = { "wss://x:1", "ftp://y:2", NULL };
+  static const char *const *const spec2[] = { only_other };
   tiers_of(&t, spec2, 1, NULL, NULL);
   ck_assert_int_eq(announce_tiers_first(&t, &p), -1);
   announce_tiers_free(&t);
@@ -856,6 +863,254 @@ START_TEST(test_tiers_shuffle_and_limits)
 }
 END_TEST
 
+/* ---- the client on a loop, against fake UDP trackers ---- */
+
+enum ufake_mode { UF_NORMAL, UF_ERROR, UF_BAD_PEERS, UF_SILENT };
+
+struct ufake {
+  uv_udp_t sock;
+  enum ufake_mode mode;
+  unsigned got, announces;
+  uint32_t last_event, last_numwant;
+  uint16_t port;
+};
+
+static void ufake_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+  static char mem[2048];
+  (void)h;
+  (void)sz;
+  b->base = mem;
+  b->len = sizeof mem;
+}
+
+static void ufake_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags)
+{
+  struct ufake *f = h->data;
+  (void)flags;
+  if (nread < 16 || addr == NULL)
+    return;
+  const uint8_t *p = (const uint8_t *)buf->base;
+  uint32_t action = get_u32be(p + 8), tid = get_u32be(p + 12);
+  f->got++;
+  if (f->mode == UF_SILENT)
+    return;
+  uint8_t out[64];
+  size_t n;
+  put_u32be(out + 4, tid);
+  if (action == 0) {
+    put_u32be(out, 0);
+    put_u64be(out + 8, 0x1234);
+    n = 16;
+  } else if (nread >= 98) {
+    f->announces++;
+    f->last_event = get_u32be(p + 80);
+    f->last_numwant = get_u32be(p + 92);
+    if (f->mode == UF_ERROR) {
+      put_u32be(out, 3);
+      memcpy(out + 8, "go away\x01", 8);
+      n = 16;
+    } else {
+      put_u32be(out, 1);
+      put_u32be(out + 8, 1000);
+      put_u32be(out + 12, 2);
+      put_u32be(out + 16, 1);
+      static const uint8_t pe[13] = { 10, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0x1a, 0xe2, 9 };
+      memcpy(out + 20, pe, sizeof pe);
+      n = f->mode == UF_BAD_PEERS ? 20 + 13 : 20 + 12;
+    }
+  } else {
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+  ck_assert_int_eq(uv_udp_try_send(h, &b, 1, addr), (int)n);
+}
+
+static void ufake_start(uv_loop_t *loop, struct ufake *f, enum ufake_mode mode)
+{
+  memset(f, 0, sizeof *f);
+  f->mode = mode;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ck_assert_int_eq(uv_udp_init(loop, &f->sock), 0);
+  f->sock.data = f;
+  ck_assert_int_eq(uv_udp_bind(&f->sock, (const struct sockaddr *)&a, 0), 0);
+  ck_assert_int_eq(uv_udp_recv_start(&f->sock, ufake_alloc, ufake_recv), 0);
+  struct sockaddr_in bound;
+  int len = sizeof bound;
+  ck_assert_int_eq(uv_udp_getsockname(&f->sock, (struct sockaddr *)&bound, &len), 0);
+  f->port = ntohs(bound.sin_port);
+}
+
+struct client_log {
+  char status[8][160];
+  char urls[8][64];
+  int nstatus;
+  int npeer_calls;
+  size_t npeers;
+  struct sockaddr_storage first;
+  int stopped;
+};
+
+static void cl_stats(void *ctx, uint64_t *up, uint64_t *down, uint64_t *left)
+{
+  (void)ctx;
+  *up = 1;
+  *down = 2;
+  *left = 3;
+}
+
+static void cl_peers(void *ctx, const struct sockaddr_storage *peers, size_t n)
+{
+  struct client_log *l = ctx;
+  l->npeer_calls++;
+  l->npeers = n;
+  l->first = peers[0];
+}
+
+static void cl_status(void *ctx, const char *url, const char *msg)
+{
+  struct client_log *l = ctx;
+  if (l->nstatus < 8) {
+    snprintf(l->status[l->nstatus], sizeof l->status[0], "%s", msg);
+    snprintf(l->urls[l->nstatus], sizeof l->urls[0], "%s", url);
+  }
+  l->nstatus++;
+}
+
+static void cl_stopped(void *ctx)
+{
+  ((struct client_log *)ctx)->stopped++;
+}
+
+static void run_while(uv_loop_t *loop, const int *counter, int want, uint64_t max_ms)
+{
+  uint64_t end = uv_now(loop) + max_ms;
+  while (*counter < want && uv_now(loop) < end)
+    uv_run(loop, UV_RUN_ONCE);
+}
+
+static void finish_loop(uv_loop_t *loop, struct http_client *http)
+{
+  http_client_close(http, NULL, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(loop), 0);   /* every handle, the shared UDP client's too, closed */
+}
+
+/* A tier of a UDP tracker that answers with an error, then a tier with a
+ * working one: BEP 12 order, the error as "failure: ...", the peers, the
+ * stopped event to the tracker that answered. */
+static void udp_tiers_case(enum ufake_mode first_mode, const char *want_status)
+{
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct http_client *http;
+  ck_assert_int_eq(http_client_new(&loop, &http), 0);
+  struct ufake bad, good;
+  ufake_start(&loop, &bad, first_mode);
+  ufake_start(&loop, &good, UF_NORMAL);
+  char u1[64], u2[64];
+  snprintf(u1, sizeof u1, "udp://127.0.0.1:%u", bad.port);
+  snprintf(u2, sizeof u2, "udp://127.0.0.1:%u/announce", good.port);
+  char *t0[] = { u1 }, *t1[] = { u2 };
+  struct manifest_tier tiers[2] = { { t0, 1 }, { t1, 1 } };
+  struct announce_params p = test_params();
+  p.min_interval_floor_s = 1;
+  struct announce_cbs cbs = { cl_stats, cl_peers, cl_status };
+  struct client_log log;
+  memset(&log, 0, sizeof log);
+  struct announce *a;
+  ck_assert_int_eq(announce_new(&loop, http, tiers, 2, &p, &cbs, &log, &a), 0);
+  announce_start(a);
+  run_while(&loop, &log.npeer_calls, 1, 5000);
+  ck_assert_int_eq(log.npeer_calls, 1);
+  ck_assert_int_ge(log.nstatus, 2);
+  ck_assert_str_eq(log.urls[0], u1);
+  ck_assert_str_eq(log.status[0], want_status);
+  ck_assert_str_eq(log.urls[1], u2);
+  ck_assert_str_eq(log.status[1], "ok");
+  ck_assert_uint_eq(log.npeers, 2);
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)&log.first;
+  ck_assert_int_eq(sin->sin_family, AF_INET);
+  ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), 0x0a000001);
+  ck_assert_uint_eq(ntohs(sin->sin_port), 6881);
+  ck_assert_uint_eq(good.last_event, 2);   /* started */
+  ck_assert_uint_eq(good.last_numwant, ANNOUNCE_DEFAULT_NUMWANT);
+  struct announce_info info;
+  announce_get_info(a, &info);
+  ck_assert_str_eq(info.working_url, u2);
+  ck_assert_int_eq(info.seeders, 1);
+  ck_assert_int_eq(info.leechers, 2);
+  ck_assert_uint_eq(info.failures, 0);
+  ck_assert_uint_gt(info.next_in_ms, 0);
+
+  /* Stop: event=stopped (3) with num_want 0 to the tracker that answered. */
+  unsigned before = good.announces;
+  announce_stop(a, cl_stopped, &log);
+  run_while(&loop, &log.stopped, 1, 5000);
+  ck_assert_int_eq(log.stopped, 1);
+  ck_assert_uint_eq(good.announces, before + 1);
+  ck_assert_uint_eq(good.last_event, 3);
+  ck_assert_uint_eq(good.last_numwant, 0);
+  announce_free(a);
+  uv_close((uv_handle_t *)&bad.sock, NULL);
+  uv_close((uv_handle_t *)&good.sock, NULL);
+  finish_loop(&loop, http);
+}
+
+START_TEST(test_client_udp_error_then_next_tier)
+{
+  udp_tiers_case(UF_ERROR, "failure: go away?");
+}
+END_TEST
+
+START_TEST(test_client_udp_bad_reply_then_next_tier)
+{
+  udp_tiers_case(UF_BAD_PEERS, "bad reply: peer list of 13 bytes is not a multiple of 6");
+}
+END_TEST
+
+/* Freed with a UDP request in flight: no callback afterwards, the loop ends. */
+START_TEST(test_client_udp_free_in_flight)
+{
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct http_client *http;
+  ck_assert_int_eq(http_client_new(&loop, &http), 0);
+  struct ufake f;
+  ufake_start(&loop, &f, UF_SILENT);
+  char u[64];
+  snprintf(u, sizeof u, "udp://127.0.0.1:%u", f.port);
+  char *t0[] = { u };
+  struct manifest_tier tiers[1] = { { t0, 1 } };
+  struct announce_params p = test_params();
+  struct announce_cbs cbs = { cl_stats, cl_peers, cl_status };
+  struct client_log log;
+  memset(&log, 0, sizeof log);
+  struct announce *a, *b;
+  ck_assert_int_eq(announce_new(&loop, http, tiers, 1, &p, &cbs, &log, &a), 0);
+  ck_assert_int_eq(announce_new(&loop, http, tiers, 1, &p, &cbs, &log, &b), 0);
+  announce_start(a);
+  announce_start(b);
+  int got = 0;
+  uint64_t end = uv_now(&loop) + 5000;
+  while ((got = (int)f.got) < 2 && uv_now(&loop) < end)
+    uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_int_eq(got, 2);   /* both connects, through one shared client */
+  announce_free(a);
+  /* b still works after a's release of the shared client. */
+  announce_now(b);
+  announce_stop(b, cl_stopped, &log);   /* never answered: done at the next iteration */
+  run_while(&loop, &log.stopped, 1, 5000);
+  ck_assert_int_eq(log.stopped, 1);
+  announce_free(b);
+  uv_close((uv_handle_t *)&f.sock, NULL);
+  finish_loop(&loop, http);
+  ck_assert_int_eq(log.nstatus, 0);
+  ck_assert_int_eq(log.npeer_calls, 0);
+}
+END_TEST
+
 Suite *announce_suite(void)
 {
   Suite *s = suite_create("announce");
@@ -888,6 +1143,13 @@ Suite *announce_suite(void)
   tcase_add_test(tc, test_tiers_order_and_skip);
   tcase_add_test(tc, test_tiers_promote_bep12);
   tcase_add_test(tc, test_tiers_shuffle_and_limits);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("client");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_client_udp_error_then_next_tier);
+  tcase_add_test(tc, test_client_udp_bad_reply_then_next_tier);
+  tcase_add_test(tc, test_client_udp_free_in_flight);
   suite_add_tcase(s, tc);
   return s;
 }

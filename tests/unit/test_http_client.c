@@ -675,7 +675,7 @@ START_TEST(test_announce_failover)
   url(good, sizeof good, "/announce?t=good");
   url(backup, sizeof backup, "/announce?t=backup");
   snprintf(bad, sizeof bad, "http://127.0.0.1:%d/announce", refused_port());
-  char *t0[] = { bad, "udp://127.0.0.1:1/announce", good };
+  char *t0[] = { bad, "wss://127.0.0.1:1/announce", good };
   char *t1[] = { backup };
   struct manifest_tier tiers[2] = { { t0, 3 }, { t1, 1 } };
   struct tctx t;
@@ -788,8 +788,8 @@ END_TEST
 
 START_TEST(test_announce_stop_cases)
 {
-  /* Only a udp tracker: nothing sent, stop's done comes from the loop. */
-  char *urls[] = { "udp://127.0.0.1:1/announce" };
+  /* Only an unsupported (wss) tracker: nothing sent, stop's done comes from the loop. */
+  char *urls[] = { "wss://127.0.0.1:1/announce" };
   struct manifest_tier tier = { urls, 1 };
   struct tctx t;
   memset(&t, 0, sizeof t);

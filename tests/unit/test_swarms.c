@@ -315,6 +315,42 @@ START_TEST(test_ipv6)
 }
 END_TEST
 
+START_TEST(test_select_family)
+{
+  struct swarms *s = swarms_new(NULL, test_key);
+  uint8_t ih[20], me[20], id[20];
+  ih_make(ih, 1);
+  id_make(me, 999);
+  char ip[64];
+  for (unsigned i = 0; i < 10; i++) {
+    ck_assert_int_eq(ann(s, 1, i, 0x0a000001 + i, 6881, 1, SWARMS_EVENT_STARTED, 1, NULL), 0);
+    snprintf(ip, sizeof ip, "2001:db8::%x", i + 1);
+    struct sockaddr_storage a6 = addr6(ip, 6881);
+    id_make(id, 100 + i);
+    struct swarms_announce an = { ih, id, (struct sockaddr *)&a6, i % 2, SWARMS_EVENT_STARTED };
+    ck_assert_int_eq(swarms_announce(s, &an, 1, NULL), 0);
+  }
+  /* The requester is at the address and port of the first IPv6 peer. */
+  struct sockaddr_storage self = addr6("2001:db8::1", 6881);
+  struct swarms_peer out[32];
+  size_t n = swarms_select_family(s, ih, me, (struct sockaddr *)&self, false, AF_INET6, out, 32);
+  ck_assert_uint_eq(n, 9);   /* ten IPv6 peers but the one at the requester's address */
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(out[i].addr.ss_family, AF_INET6);
+  n = swarms_select_family(s, ih, me, (struct sockaddr *)&self, false, AF_INET, out, 32);
+  ck_assert_uint_eq(n, 10);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(out[i].addr.ss_family, AF_INET);
+  n = swarms_select_family(s, ih, me, (struct sockaddr *)&self, false, AF_INET, out, 3);
+  ck_assert_uint_eq(n, 3);
+  n = swarms_select_family(s, ih, me, (struct sockaddr *)&self, true, AF_INET6, out, 32);
+  ck_assert_uint_eq(n, 5);   /* a seed gets only the IPv6 leechers (odd i) */
+  n = swarms_select_family(s, ih, me, (struct sockaddr *)&self, false, 0, out, 32);
+  ck_assert_uint_eq(n, 19);
+  swarms_free(s);
+}
+END_TEST
+
 START_TEST(test_expiry)
 {
   struct swarms *s = swarms_new(NULL, test_key);
@@ -504,6 +540,7 @@ Suite *swarms_suite(void)
   tcase_add_test(tc, test_select_small);
   tcase_add_test(tc, test_select_random);
   tcase_add_test(tc, test_ipv6);
+  tcase_add_test(tc, test_select_family);
   tcase_add_test(tc, test_expiry);
   tcase_add_test(tc, test_caps);
   tcase_add_test(tc, test_at_iterates_all);
