@@ -831,14 +831,7 @@ static int cmd_get(int argc, char **argv)
     if ((r = load_manifest_or_die(o.args[0], &m)) != 0)
       return r;
   }
-  const char *dir = o.out ? o.out : ".";
-  if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-    fprintf(stderr, "shoal: cannot create %s: %s\n", dir, strerror(errno));
-    manifest_free(m);
-    if (is_magnet)
-      magnet_free(&mg);
-    return EXIT_RUNTIME;
-  }
+  const char *dir = o.out ? o.out : ".";   /* created by the first write, not before */
   r = run_session(&o, m, is_magnet ? &mg : NULL, dir, false, o.seed_after, NULL);
   if (is_magnet)
     magnet_free(&mg);
