@@ -49,7 +49,10 @@
 struct suspect {
   uint32_t piece;
   uint32_t nblocks;                 /* 0: slot free */
-  uint8_t (*hash)[20];
+  uint32_t gen;                     /* matches the job hashing the bad copy */
+  bool bad_ready;                   /* hash[] is filled in */
+  uint8_t (*hash)[20];              /* the bad copy's block hashes */
+  uint8_t (*good)[20];              /* a good copy's, when it was hashed first */
   uint8_t (*sender)[20];            /* peer ids; all zero when the sender had left */
 };
 
@@ -153,6 +156,7 @@ struct torrent {
   bool rechoke;                     /* an unchoked peer left: rerun the choker */
   struct suspect suspects[TORRENT_MAX_SUSPECTS];
   unsigned suspect_next;
+  uint32_t suspect_gen;
   uint8_t (*banned)[20];
   unsigned nbanned;
   unsigned jobs_in_flight;          /* block-hashing jobs on the threadpool */

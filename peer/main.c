@@ -236,7 +236,7 @@ static int load_manifest_or_die(const char *path, struct manifest **m)
   char err[SHOAL_ERRLEN];
   int r = manifest_load(path, m, err, sizeof err);
   if (r < 0) {
-    fprintf(stderr, "shoal: %s: %s\n", path, err);
+    fprintf(stderr, "shoal: %s\n", err);     /* the message names the file already */
     return EXIT_USAGE;
   }
   return 0;

@@ -101,6 +101,7 @@ struct storage {
   uint64_t fd_clock;
 
   uint8_t *skip;                 /* per file: 1 = not wanted, never written (atomic bytes) */
+  int64_t blocked;               /* first file whose place is taken (by the last check), or -1 */
 
   struct storage_req *reqs;      /* in flight */
   uint32_t inflight;
@@ -698,12 +699,19 @@ static void storage_scan_files(struct storage *s, int64_t *sizes)
       prev = m->multi_file ? f->path : "";
       prev_len = plen;
     }
-    if (dir_rc < 0)
+    if (dir_rc < 0) {
+      if (dir_rc == SHOAL_EPATH && s->blocked < 0)
+        s->blocked = i;                        /* a link or a file where a folder belongs */
       continue;
+    }
     leaf = m->multi_file ? f->path + plen + (plen ? 1 : 0) : m->name;
     struct stat st;
-    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-      sizes[i] = (int64_t)st.st_size;
+    if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISREG(st.st_mode))
+        sizes[i] = (int64_t)st.st_size;
+      else if (s->blocked < 0)
+        s->blocked = i;                        /* a folder, link or special file in its place */
+    }
   }
   if (dfd >= 0)
     close(dfd);
@@ -719,6 +727,7 @@ static void storage_check_scan_run(struct storage_req *r)
     c->scan_result = UV_ENOMEM;
     return;
   }
+  s->blocked = -1;
   storage_scan_files(s, sizes);
   uint32_t f = 0;
   for (uint32_t p = 0; p < m->num_pieces; p++) {
@@ -935,6 +944,7 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct manifest *m
   }
   s->loop = loop;
   s->m = m;
+  s->blocked = -1;
   *out = s;
   return 0;
 }
@@ -949,6 +959,11 @@ void storage_close(struct storage *s, void (*cb)(void *ctx), void *ctx)
   for (struct storage_req *r = s->reqs; r != NULL; r = r->next)
     uv_cancel((uv_req_t *)&r->work);  /* UV_EBUSY for running work: waited for */
   storage_close_step(s);
+}
+
+int storage_blocked_file(const struct storage *s)
+{
+  return s->blocked < 0 ? -1 : (int)s->blocked;
 }
 
 int storage_set_skip(struct storage *s, uint32_t file, bool skip)

@@ -70,6 +70,12 @@ int storage_open(struct storage **out, uv_loop_t *loop, const struct manifest *m
  * storage callback. */
 void storage_close(struct storage *s, void (*cb)(void *ctx), void *ctx);
 
+/* After a storage_check completed: the index of the first file whose place
+ * on disk is taken by something that is not a regular file (a folder, a
+ * link, a FIFO), or whose folder path is blocked the same way; -1 when none.
+ * Such a file can never be written. */
+int storage_blocked_file(const struct storage *s);
+
 /* Leaves file `file` out (skip) or takes it back: the bytes of a left-out
  * file are never written (a piece that spans it is still verified whole),
  * reading them fails with UV_ENOENT, and storage_finish does not create it.

@@ -327,14 +327,16 @@ struct block_hash_job {
   struct torrent *t;
   uint32_t piece, size, nblocks;
   bool good;                        /* data passed its hash check */
+  unsigned slot;                    /* bad copy: its suspect record ... */
+  uint32_t gen;                     /* ... as long as the record is still this one */
   uint8_t *data;
   uint8_t (*hash)[20];
-  uint8_t (*sender)[20];
 };
 
 static void suspect_free(struct suspect *sp)
 {
   free(sp->hash);
+  free(sp->good);
   free(sp->sender);
   memset(sp, 0, sizeof *sp);
 }
@@ -343,7 +345,6 @@ static void job_free(struct block_hash_job *j)
 {
   free(j->data);
   free(j->hash);
-  free(j->sender);
   free(j);
 }
 
@@ -354,6 +355,15 @@ static void hash_blocks_work(uv_work_t *req)
     uint32_t off = i * PICKER_BLOCK_SIZE;
     hash_sha1(j->data + off, MIN(PICKER_BLOCK_SIZE, j->size - off), j->hash[i]);
   }
+}
+
+/* Both copies are hashed: ban the senders of the blocks that differ. */
+static void suspect_judge(struct torrent *t, struct suspect *sp)
+{
+  for (uint32_t i = 0; i < sp->nblocks; i++)
+    if (memcmp(sp->hash[i], sp->good[i], 20) != 0)
+      ban(t, sp->sender[i], "sent a corrupt block");
+  suspect_free(sp);
 }
 
 static void hash_blocks_done(uv_work_t *req, int status)
@@ -367,23 +377,30 @@ static void hash_blocks_done(uv_work_t *req, int status)
     return;
   }
   if (!j->good) {
-    /* remember the bad copy (the oldest record gives way) */
-    struct suspect *sp = &t->suspects[t->suspect_next++ % TORRENT_MAX_SUSPECTS];
-    suspect_free(sp);
-    *sp = (struct suspect){ j->piece, j->nblocks, j->hash, j->sender };
-    j->hash = NULL;
-    j->sender = NULL;
+    struct suspect *sp = &t->suspects[j->slot];
+    if (sp->nblocks == j->nblocks && sp->gen == j->gen) {   /* not given away meanwhile */
+      sp->hash = j->hash;
+      j->hash = NULL;
+      sp->bad_ready = true;
+      if (sp->good)
+        suspect_judge(t, sp);
+    }
     job_free(j);
     return;
   }
+  /* a good copy: judge every record of this piece, or leave it the hashes */
   for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++) {
     struct suspect *sp = &t->suspects[k];
-    if (sp->nblocks == 0 || sp->piece != j->piece || sp->nblocks != j->nblocks)
+    if (sp->nblocks != j->nblocks || sp->piece != j->piece || sp->good)
       continue;
-    for (uint32_t i = 0; i < sp->nblocks; i++)
-      if (memcmp(sp->hash[i], j->hash[i], 20) != 0)
-        ban(t, sp->sender[i], "sent a corrupt block");
-    suspect_free(sp);
+    sp->good = malloc((size_t)j->nblocks * sizeof *sp->good);
+    if (sp->good == NULL) {
+      suspect_free(sp);
+      continue;
+    }
+    memcpy(sp->good, j->hash, (size_t)j->nblocks * sizeof *sp->good);
+    if (sp->bad_ready)
+      suspect_judge(t, sp);
   }
   job_free(j);
 }
@@ -396,30 +413,31 @@ static bool has_suspect(const struct torrent *t, uint32_t piece)
   return false;
 }
 
-/* Hashes the blocks of data (taken over) on the threadpool. */
-static void queue_block_hashes(struct torrent *t, uint32_t piece, uint8_t *data, bool good, uint8_t (*sender)[20])
+/* Hashes the blocks of data (taken over) on the threadpool; a bad copy's
+ * hashes go to suspect record `slot`. */
+static void queue_block_hashes(struct torrent *t, uint32_t piece, uint8_t *data, bool good, unsigned slot)
 {
   uint32_t size = manifest_piece_size(t->m, piece);
   uint32_t nb = (size + PICKER_BLOCK_SIZE - 1) / PICKER_BLOCK_SIZE;
   struct block_hash_job *j = calloc(1, sizeof *j);
-  if (j)
-    j->hash = calloc(nb, sizeof *j->hash);
-  if (j == NULL || j->hash == NULL ||
-      uv_queue_work(t->session->loop, &j->req, hash_blocks_work, hash_blocks_done) < 0) {
-    if (j)
-      free(j->hash);
+  if (j == NULL || (j->hash = calloc(nb, sizeof *j->hash)) == NULL) {
     free(j);
     free(data);
-    free(sender);
     return;
   }
+  /* every field is set before the job can run on another thread */
   j->t = t;
   j->piece = piece;
   j->size = size;
   j->nblocks = nb;
   j->good = good;
+  j->slot = slot;
+  j->gen = good ? 0 : t->suspects[slot].gen;
   j->data = data;
-  j->sender = sender;
+  if (uv_queue_work(t->session->loop, &j->req, hash_blocks_work, hash_blocks_done) < 0) {
+    job_free(j);
+    return;
+  }
   t->jobs_in_flight++;
 }
 
@@ -436,30 +454,38 @@ static void piece_failed(struct torrent *t, uint32_t piece, uint8_t *data)
     strike(t, who[0]);
     free(data);
   } else if (nb > 0) {
-    uint8_t (*sender)[20] = calloc((size_t)nb, sizeof *sender);
-    if (sender)
+    /* the record exists from now on, so a good copy that is hashed before
+     * this bad one still finds it (the oldest record gives way) */
+    unsigned slot = t->suspect_next++ % TORRENT_MAX_SUSPECTS;
+    struct suspect *sp = &t->suspects[slot];
+    suspect_free(sp);
+    sp->sender = calloc((size_t)nb, sizeof *sp->sender);
+    if (sp->sender == NULL) {
+      free(data);
+    } else {
       for (int i = 0; i < nb; i++) {
         struct peer *p = peer_by_id(t, who[i]);
         if (p)
-          memcpy(sender[i], p->peer_id, 20);
+          memcpy(sp->sender[i], p->peer_id, 20);
       }
-    if (sender)
-      queue_block_hashes(t, piece, data, false, sender);
-    else
-      free(data);
+      sp->piece = piece;
+      sp->nblocks = (uint32_t)nb;
+      sp->gen = ++t->suspect_gen;
+      queue_block_hashes(t, piece, data, false, slot);
+    }
   } else {
     free(data);
   }
   picker_piece_failed(t->picker, piece, NULL, 0);
 }
 
-static void fail_torrent(struct torrent *t, int err, const char *what)
+/* Stops the torrent on an error; msg is the whole line for people. */
+static void fail_torrent_msg(struct torrent *t, int err, const char *msg)
 {
   if (t->state == TORRENT_ERROR || t->state == TORRENT_STOPPING)
     return;
-  char msg[512];
-  snprintf(msg, sizeof msg, "%s: %s", what, shoal_strerror(err));
-  LOG_ERROR("%s: %s", t->m->name, msg);
+  if (t->ev.error == NULL)
+    LOG_ERROR("%s: %s", t->m->name, msg);
   t->state = TORRENT_ERROR;
   struct peer *next;
   for (struct peer *p = t->peers; p; p = next) {
@@ -468,6 +494,13 @@ static void fail_torrent(struct torrent *t, int err, const char *what)
   }
   if (t->ev.error)
     t->ev.error(t, err, msg, t->ev_ctx);
+}
+
+static void fail_torrent(struct torrent *t, int err, const char *what)
+{
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: %s", what, shoal_strerror(err));
+  fail_torrent_msg(t, err, msg);
 }
 
 void torrent__fail(struct torrent *t, int err, const char *what) { fail_torrent(t, err, what); }
@@ -502,7 +535,7 @@ static void on_piece_written(void *ctx, int status)
   }
   if (status == 0) {
     if (has_suspect(t, piece))
-      queue_block_hashes(t, piece, data, true, NULL);   /* a good copy: find the bad blocks */
+      queue_block_hashes(t, piece, data, true, 0);      /* a good copy: find the bad blocks */
     else
       free(data);
     picker_piece_passed(t->picker, piece);
@@ -1224,6 +1257,15 @@ static void on_checked(void *ctx, int status)
     return;
   }
   t->checks_done = t->m->num_pieces;
+  int blocked = storage_blocked_file(t->storage);
+  if (blocked >= 0 && (t->file_prio == NULL || t->file_prio[blocked])) {
+    char path[1024], msg[1200];
+    if (storage_file_path(t->storage, (uint32_t)blocked, path, sizeof path) < 0)
+      snprintf(path, sizeof path, "%s", t->m->files[blocked].path);
+    snprintf(msg, sizeof msg, "cannot write %s: a folder, link or special file is in its place", path);
+    fail_torrent_msg(t, SHOAL_EPATH, msg);
+    return;
+  }
   for (uint32_t i = 0; i < t->m->num_pieces; i++)
     if (bitfield_get(&t->have, i))
       picker_have(t->picker, i);
