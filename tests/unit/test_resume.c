@@ -1,0 +1,899 @@
+/* test_resume.c -- resume records: round trip, every truncation and bit flip, resealed bad content, trust rules, atomic files. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/bencode.h"
+#include "common/err.h"
+#include "common/hash.h"
+#include "peer/resume.h"
+
+static void sample(struct resume *r)
+{
+  memset(r, 0, sizeof *r);
+  for (int i = 0; i < 20; i++)
+    r->infohash[i] = (uint8_t)(i * 7 + 1);
+  r->name = strdup("Some Linux ISO");
+  r->download_dir = strdup("/srv/torrents");
+  r->added = 1700000000;
+  r->state = RESUME_ACTIVE;
+  ck_assert_int_eq(bitfield_init(&r->have, 21), 0);
+  bitfield_set(&r->have, 0);
+  bitfield_set(&r->have, 1);
+  bitfield_set(&r->have, 5);
+  bitfield_set(&r->have, 20);
+  r->num_files = 3;
+  r->files = calloc(3, sizeof *r->files);
+  r->files[0] = (struct resume_file){ 1048576, 1700000100, 123456789, 1 };
+  r->files[1] = (struct resume_file){ -1, 0, 0, 0 };
+  r->files[2] = (struct resume_file){ 5, -5, 999999999, 2 };
+  r->uploaded = 123456789012ull;
+  r->downloaded = 98765;
+  r->seed_ratio_milli = 1500;
+  r->seed_idle_s = -1;
+  r->sequential = true;
+  r->error = strdup("disk full");
+}
+
+static void assert_same(const struct resume *a, const struct resume *b)
+{
+  ck_assert_mem_eq(a->infohash, b->infohash, 20);
+  ck_assert_str_eq(a->name, b->name);
+  ck_assert_str_eq(a->download_dir, b->download_dir);
+  ck_assert_int_eq(a->added, b->added);
+  ck_assert_uint_eq(a->state, b->state);
+  ck_assert_uint_eq(a->have.nbits, b->have.nbits);
+  ck_assert_uint_eq(a->have.count, b->have.count);
+  if (a->have.nbits)
+    ck_assert_mem_eq(a->have.bits, b->have.bits, bitfield_bytes(a->have.nbits));
+  ck_assert_uint_eq(a->num_files, b->num_files);
+  for (uint32_t i = 0; i < a->num_files; i++) {
+    ck_assert_int_eq(a->files[i].size, b->files[i].size);
+    ck_assert_int_eq(a->files[i].mtime_s, b->files[i].mtime_s);
+    ck_assert_int_eq(a->files[i].mtime_ns, b->files[i].mtime_ns);
+    ck_assert_uint_eq(a->files[i].priority, b->files[i].priority);
+  }
+  ck_assert_uint_eq(a->uploaded, b->uploaded);
+  ck_assert_uint_eq(a->downloaded, b->downloaded);
+  ck_assert_int_eq(a->seed_ratio_milli, b->seed_ratio_milli);
+  ck_assert_int_eq(a->seed_idle_s, b->seed_idle_s);
+  ck_assert(a->sequential == b->sequential);
+  ck_assert_str_eq(a->error, b->error);
+}
+
+/* After a failed parse the record owns nothing. */
+static void assert_empty(const struct resume *r)
+{
+  ck_assert_ptr_null(r->name);
+  ck_assert_ptr_null(r->download_dir);
+  ck_assert_ptr_null(r->error);
+  ck_assert_ptr_null(r->files);
+  ck_assert_ptr_null(r->have.bits);
+}
+
+static void encode_ok(const struct resume *r, struct buf *out)
+{
+  char err[SHOAL_ERRLEN] = "";
+  ck_assert_msg(resume_encode(r, out, err, sizeof err) == 0, "encode: %s", err);
+}
+
+START_TEST(test_round_trip)
+{
+  struct resume a, b;
+  struct buf enc, enc2;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  encode_ok(&a, &enc);
+  ck_assert_int_eq(enc.p[0], 'd');
+  ck_assert_int_eq(memcmp(enc.p, "d7:contentd5:addedi1700000000e", 30), 0);
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  assert_same(&a, &b);
+  /* Encoding what was parsed gives the same bytes. */
+  encode_ok(&b, &enc2);
+  ck_assert_uint_eq(enc.len, enc2.len);
+  ck_assert_mem_eq(enc.p, enc2.p, enc.len);
+  buf_free(&enc2);
+  /* Paused, not sequential, no error, limits 0. */
+  resume_free(&b);
+  a.state = RESUME_PAUSED;
+  a.sequential = false;
+  free(a.error);
+  a.error = strdup("");
+  a.seed_ratio_milli = 0;
+  a.seed_idle_s = 7200;
+  buf_free(&enc);
+  encode_ok(&a, &enc);
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  assert_same(&a, &b);
+  resume_free(&b);
+  resume_free(&b);   /* twice is safe */
+  resume_free(&a);
+  buf_free(&enc);
+}
+END_TEST
+
+START_TEST(test_round_trip_magnet)
+{
+  /* Before metadata: no pieces, no files, no name; NULL strings encode as "". */
+  struct resume a, b;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  memset(&a, 0, sizeof a);
+  a.download_dir = strdup("/");
+  a.infohash[19] = 0xff;
+  encode_ok(&a, &enc);
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  ck_assert_str_eq(b.name, "");
+  ck_assert_str_eq(b.error, "");
+  ck_assert_uint_eq(b.have.nbits, 0);
+  ck_assert_uint_eq(b.num_files, 0);
+  ck_assert_ptr_null(b.files);
+  ck_assert_uint_eq(b.infohash[19], 0xff);
+  ck_assert_uint_eq(b.state, RESUME_PAUSED);
+  resume_free(&a);
+  resume_free(&b);
+  buf_free(&enc);
+}
+END_TEST
+
+START_TEST(test_round_trip_large)
+{
+  /* The most files and a very large bitfield fit in the file cap. */
+  struct resume a, b;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  bitfield_free(&a.have);
+  ck_assert_int_eq(bitfield_init(&a.have, RESUME_MAX_PIECES), 0);
+  bitfield_set_all(&a.have);
+  bitfield_clear(&a.have, 12345);
+  free(a.files);
+  a.num_files = RESUME_MAX_FILES;
+  a.files = calloc(a.num_files, sizeof *a.files);
+  for (uint32_t i = 0; i < a.num_files; i++)
+    a.files[i] = (struct resume_file){ (int64_t)i * 1000, 1600000000 + i, (int32_t)(i * 9973 % 1000000000), (uint8_t)(i % 3) };
+  encode_ok(&a, &enc);
+  ck_assert_uint_le(enc.len, RESUME_MAX_FILE_SIZE);
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  assert_same(&a, &b);
+  ck_assert(!bitfield_get(&b.have, 12345));
+  resume_free(&b);
+  buf_free(&enc);
+  /* One file more is refused by the encoder. */
+  a.num_files++;
+  a.files = realloc(a.files, a.num_files * sizeof *a.files);
+  a.files[a.num_files - 1] = (struct resume_file){ 0, 0, 0, 0 };
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_null(enc.p);
+  resume_free(&a);
+}
+END_TEST
+
+START_TEST(test_truncated_everywhere)
+{
+  struct resume a, b;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  encode_ok(&a, &enc);
+  /* Copy each prefix to its own allocation so ASan sees any over-read. */
+  for (size_t len = 0; len < enc.len; len++) {
+    uint8_t *p = malloc(len ? len : 1);
+    memcpy(p, enc.p, len);
+    err[0] = 0;
+    int r = resume_parse(p, len, &b, err, sizeof err);
+    ck_assert_msg(r == SHOAL_EBENCODE, "prefix %zu: %d (%s)", len, r, err);
+    ck_assert_msg(err[0] != 0 && strchr(err, '\n') == NULL, "prefix %zu: reason \"%s\"", len, err);
+    assert_empty(&b);
+    free(p);
+  }
+  /* Trailing bytes after a whole file are refused too. */
+  uint8_t *p = malloc(enc.len + 1);
+  memcpy(p, enc.p, enc.len);
+  p[enc.len] = 'e';
+  ck_assert_int_eq(resume_parse(p, enc.len + 1, &b, err, sizeof err), SHOAL_EBENCODE);
+  free(p);
+  resume_free(&a);
+  buf_free(&enc);
+}
+END_TEST
+
+START_TEST(test_bit_flips)
+{
+  struct resume a, b;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  encode_ok(&a, &enc);
+  /* Where the content's string payloads are: a flip there keeps the
+   * bencode valid, so only the seal can catch it. */
+  struct bencode_doc d;
+  ck_assert_int_eq(bencode_decode(&d, enc.p, enc.len, NULL, err, sizeof err), 0);
+  uint8_t *payload = calloc(enc.len, 1);
+  int c = bencode_dict_get(&d, 0, "content");
+  for (int k = bencode_first(&d, c); k >= 0; k = bencode_next(&d, c, k + 1))
+    if (d.tok[k + 1].type == BENCODE_STR)
+      memset(payload + d.tok[k + 1].str_off, 1, d.tok[k + 1].str_len);
+  int seal = bencode_dict_get(&d, 0, "sha1");
+  memset(payload + d.tok[seal].str_off, 1, d.tok[seal].str_len);
+  bencode_free(&d);
+  size_t hashed = 0, payload_bytes = 0;
+  for (size_t i = 0; i < enc.len; i++) {
+    payload_bytes += payload[i];
+    for (int bit = 0; bit < 8; bit++) {
+      uint8_t *p = malloc(enc.len);
+      memcpy(p, enc.p, enc.len);
+      p[i] ^= (uint8_t)(1u << bit);
+      int r = resume_parse(p, enc.len, &b, err, sizeof err);
+      ck_assert_msg(r == SHOAL_EBENCODE || r == SHOAL_EHASH, "byte %zu bit %d: %d (%s)", i, bit, r, err);
+      if (payload[i])
+        ck_assert_msg(r == SHOAL_EHASH, "byte %zu bit %d: %d (%s)", i, bit, r, err);
+      hashed += r == SHOAL_EHASH;
+      assert_empty(&b);
+      free(p);
+    }
+  }
+  ck_assert_uint_ge(payload_bytes, 20 + 63 + 3 + 14 + 13 + 9 + 6 + 20);
+  ck_assert_uint_ge(hashed, payload_bytes * 8);
+  free(payload);
+  resume_free(&a);
+  buf_free(&enc);
+}
+END_TEST
+
+/* Content as (key, raw bencoded value) pairs taken from a real encoding, to
+ * be edited and then sealed again. */
+#define MAXKV 24
+struct kvs {
+  int n;
+  char key[MAXKV][32];
+  struct buf val[MAXKV];
+};
+
+static void kvs_from_sample(struct kvs *k)
+{
+  struct resume a;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  encode_ok(&a, &enc);
+  struct bencode_doc d;
+  ck_assert_int_eq(bencode_decode(&d, enc.p, enc.len, NULL, err, sizeof err), 0);
+  int c = bencode_dict_get(&d, 0, "content");
+  k->n = 0;
+  for (int t = bencode_first(&d, c); t >= 0; t = bencode_next(&d, c, t + 1)) {
+    const struct bencode_tok *kt = &d.tok[t], *vt = &d.tok[t + 1];
+    snprintf(k->key[k->n], sizeof k->key[0], "%.*s", (int)kt->str_len, (const char *)enc.p + kt->str_off);
+    buf_init(&k->val[k->n], 1u << 24);
+    ck_assert_int_eq(buf_append(&k->val[k->n], enc.p + vt->raw_off, vt->raw_len), 0);
+    k->n++;
+  }
+  ck_assert_int_eq(k->n, 15);
+  bencode_free(&d);
+  buf_free(&enc);
+  resume_free(&a);
+}
+
+static void kvs_free(struct kvs *k)
+{
+  for (int i = 0; i < k->n; i++)
+    buf_free(&k->val[i]);
+  k->n = 0;
+}
+
+static int kvs_find(struct kvs *k, const char *key)
+{
+  for (int i = 0; i < k->n; i++)
+    if (strcmp(k->key[i], key) == 0)
+      return i;
+  return -1;
+}
+
+/* Sets key to raw bytes (inserting it in sorted place if new); raw NULL deletes. */
+static void kvs_set(struct kvs *k, const char *key, const void *raw, size_t len)
+{
+  int i = kvs_find(k, key);
+  if (raw == NULL) {
+    ck_assert_int_ge(i, 0);
+    buf_free(&k->val[i]);
+    memmove(&k->key[i], &k->key[i + 1], (size_t)(k->n - i - 1) * sizeof k->key[0]);
+    memmove(&k->val[i], &k->val[i + 1], (size_t)(k->n - i - 1) * sizeof k->val[0]);
+    k->n--;
+    return;
+  }
+  if (i < 0) {
+    i = 0;
+    while (i < k->n && strcmp(k->key[i], key) < 0)
+      i++;
+    memmove(&k->key[i + 1], &k->key[i], (size_t)(k->n - i) * sizeof k->key[0]);
+    memmove(&k->val[i + 1], &k->val[i], (size_t)(k->n - i) * sizeof k->val[0]);
+    k->n++;
+    snprintf(k->key[i], sizeof k->key[0], "%s", key);
+    buf_init(&k->val[i], 1u << 24);
+  }
+  k->val[i].len = 0;
+  ck_assert_int_eq(buf_append(&k->val[i], raw, len), 0);
+}
+
+static void kvs_set_str(struct kvs *k, const char *key, const char *raw) { kvs_set(k, key, raw, strlen(raw)); }
+
+/* The whole file for k, sealed with a correct SHA-1. */
+static void kvs_seal(const struct kvs *k, struct buf *out)
+{
+  buf_init(out, 1u << 25);
+  ck_assert_int_eq(buf_append_str(out, "d7:content"), 0);
+  size_t off = out->len;
+  ck_assert_int_eq(bencode_put_dict(out), 0);
+  for (int i = 0; i < k->n; i++) {
+    ck_assert_int_eq(bencode_put_cstr(out, k->key[i]), 0);
+    ck_assert_int_eq(buf_append(out, k->val[i].p, k->val[i].len), 0);
+  }
+  ck_assert_int_eq(bencode_put_end(out), 0);
+  uint8_t h[20];
+  hash_sha1(out->p + off, out->len - off, h);
+  ck_assert_int_eq(bencode_put_kv_str(out, "sha1", h, 20), 0);
+  ck_assert_int_eq(bencode_put_end(out), 0);
+}
+
+static int parse_kvs(const struct kvs *k, char *err)
+{
+  struct buf f;
+  struct resume r;
+  kvs_seal(k, &f);
+  err[0] = 0;
+  int rc = resume_parse(f.p, f.len, &r, err, SHOAL_ERRLEN);
+  if (rc == 0)
+    resume_free(&r);
+  else
+    assert_empty(&r);
+  buf_free(&f);
+  return rc;
+}
+
+START_TEST(test_resealed_unchanged_ok)
+{
+  /* The helper itself: the unedited content sealed again parses. */
+  struct kvs k;
+  char err[SHOAL_ERRLEN];
+  kvs_from_sample(&k);
+  ck_assert_msg(parse_kvs(&k, err) == 0, "%s", err);
+  kvs_free(&k);
+}
+END_TEST
+
+START_TEST(test_missing_each_key)
+{
+  static const char *keys[] = { "added", "dir", "downloaded", "error", "files", "format", "have",
+                                "info_hash", "name", "pieces", "seed_idle_limit", "seed_ratio_limit",
+                                "sequential", "state", "uploaded" };
+  char err[SHOAL_ERRLEN];
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    struct kvs k;
+    kvs_from_sample(&k);
+    kvs_set(&k, keys[i], NULL, 0);
+    int r = parse_kvs(&k, err);
+    ck_assert_msg(r == SHOAL_EMANIFEST, "without %s: %d", keys[i], r);
+    /* The reason names the key (format: the version check speaks of it). */
+    ck_assert_msg(strstr(err, keys[i]) != NULL || strcmp(keys[i], "format") == 0, "without %s: \"%s\"", keys[i], err);
+    kvs_free(&k);
+  }
+}
+END_TEST
+
+struct edit {
+  const char *key;
+  const char *raw;      /* NUL-free raw value */
+  const char *why;      /* expected in the reason */
+};
+
+START_TEST(test_bad_content)
+{
+  static const struct edit edits[] = {
+    { "format", "i2e", "unsupported format version 2" },
+    { "format", "i0e", "unsupported format version 0" },
+    { "format", "1:1", "format" },
+    { "zzz", "i1e", "unknown key \"zzz\"" },
+    { "aaa", "0:", "unknown key \"aaa\"" },
+    { "added", "i-1e", "added" },
+    { "added", "3:abc", "added" },
+    { "downloaded", "i-5e", "downloaded" },
+    { "uploaded", "i-1e", "uploaded" },
+    { "uploaded", "le", "uploaded" },
+    { "seed_idle_limit", "i-2e", "seed_idle_limit" },
+    { "seed_ratio_limit", "i-9223372036854775808e", "seed_ratio_limit" },
+    { "sequential", "i2e", "sequential" },
+    { "sequential", "i-1e", "sequential" },
+    { "state", "7:running", "state" },
+    { "state", "i1e", "state" },
+    { "info_hash", "19:aaaaaaaaaaaaaaaaaaa", "info_hash" },
+    { "info_hash", "21:aaaaaaaaaaaaaaaaaaaaa", "info_hash" },
+    { "info_hash", "de", "info_hash" },
+    { "dir", "0:", "download dir" },
+    { "dir", "8:relative", "download dir" },
+    { "dir", "i5e", "dir" },
+    { "name", "le", "name" },
+    { "error", "de", "error" },
+    { "pieces", "i-1e", "pieces" },
+    { "pieces", "i20e", "have" },            /* 3 bytes of have: 21..24 pieces */
+    { "pieces", "i25e", "have" },
+    { "pieces", "i3355444e", "pieces" },      /* above RESUME_MAX_PIECES */
+    { "pieces", "2:21", "pieces" },
+    { "have", "2:ab", "have" },
+    { "have", "4:abcd", "have" },
+    { "have", "i0e", "have" },
+    { "files", "20:aaaaaaaaaaaaaaaaaaaa", "files" },
+    { "files", "22:aaaaaaaaaaaaaaaaaaaaaa", "files" },
+    { "files", "le", "files" },
+  };
+  char err[SHOAL_ERRLEN];
+  for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+    struct kvs k;
+    kvs_from_sample(&k);
+    kvs_set_str(&k, edits[i].key, edits[i].raw);
+    int r = parse_kvs(&k, err);
+    ck_assert_msg(r == SHOAL_EMANIFEST, "%s=%s: %d (%s)", edits[i].key, edits[i].raw, r, err);
+    ck_assert_msg(strstr(err, edits[i].why) != NULL, "%s=%s: reason \"%s\"", edits[i].key, edits[i].raw, err);
+    ck_assert_ptr_null(strchr(err, '\n'));
+    kvs_free(&k);
+  }
+}
+END_TEST
+
+START_TEST(test_bad_binary_content)
+{
+  char err[SHOAL_ERRLEN];
+  struct kvs k;
+  /* Spare bits set in the last byte of have (21 pieces: 3 spare bits). */
+  kvs_from_sample(&k);
+  int h = kvs_find(&k, "have");
+  ck_assert_int_ge(h, 0);
+  k.val[h].p[k.val[h].len - 1] |= 0x01;
+  ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EMANIFEST);
+  ck_assert_ptr_nonnull(strstr(err, "spare bits"));
+  kvs_free(&k);
+  /* A NUL inside name, dir or error. */
+  static const char *nul_keys[] = { "name", "dir", "error" };
+  for (size_t i = 0; i < 3; i++) {
+    kvs_from_sample(&k);
+    kvs_set(&k, nul_keys[i], "4:/a\0b", 6);
+    ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EMANIFEST);
+    ck_assert_ptr_nonnull(strstr(err, "NUL"));
+    kvs_free(&k);
+  }
+  /* File records: each field out of range. */
+  struct { int field; uint8_t bytes[8]; const char *what; } recs[] = {
+    { 0, { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe }, "size -2" },
+    { 0, { 0x80, 0, 0, 0, 0, 0, 0, 0 }, "size INT64_MIN" },
+    { 2, { 0x3b, 0x9a, 0xca, 0x00 }, "ns 10^9" },
+    { 2, { 0xff, 0xff, 0xff, 0xff }, "ns 2^32-1" },
+    { 3, { 3 }, "priority 3" },
+    { 3, { 0xff }, "priority 255" },
+  };
+  static const size_t field_off[] = { 0, 8, 16, 20 }, field_len[] = { 8, 8, 4, 1 };
+  for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+    kvs_from_sample(&k);
+    int f = kvs_find(&k, "files");
+    /* The value is "63:<records>": the second record starts at 3 + 21. */
+    uint8_t *rec = k.val[f].p + 3 + RESUME_FILE_RECORD;
+    memcpy(rec + field_off[recs[i].field], recs[i].bytes, field_len[recs[i].field]);
+    ck_assert_msg(parse_kvs(&k, err) == SHOAL_EMANIFEST, "%s accepted", recs[i].what);
+    ck_assert_ptr_nonnull(strstr(err, "file 1"));
+    kvs_free(&k);
+  }
+  /* Too long strings: name 4097 bytes, error 1025 bytes (and the limits themselves pass). */
+  struct { const char *key; size_t max; } longs[] = { { "name", RESUME_MAX_STR }, { "error", RESUME_MAX_ERROR },
+                                                     { "dir", RESUME_MAX_STR } };
+  for (size_t i = 0; i < 3; i++)
+    for (size_t extra = 0; extra <= 1; extra++) {
+      size_t n = longs[i].max + extra;
+      char *raw = malloc(n + 16);
+      int o = snprintf(raw, 16, "%zu:", n);
+      memset(raw + o, 'x', n);
+      raw[o] = '/';
+      kvs_from_sample(&k);
+      kvs_set(&k, longs[i].key, raw, (size_t)o + n);
+      int r = parse_kvs(&k, err);
+      ck_assert_msg(r == (extra ? SHOAL_EMANIFEST : 0), "%s of %zu: %d (%s)", longs[i].key, n, r, err);
+      kvs_free(&k);
+      free(raw);
+    }
+  /* 100001 files. */
+  kvs_from_sample(&k);
+  size_t n = (size_t)(RESUME_MAX_FILES + 1) * RESUME_FILE_RECORD;
+  char *raw = calloc(n + 16, 1);
+  int o = snprintf(raw, 16, "%zu:", n);
+  kvs_set(&k, "files", raw, (size_t)o + n);
+  ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EMANIFEST);
+  ck_assert_ptr_nonnull(strstr(err, "100000"));
+  free(raw);
+  kvs_free(&k);
+}
+END_TEST
+
+START_TEST(test_outer_shape)
+{
+  struct resume r;
+  char err[SHOAL_ERRLEN];
+  uint8_t h[20];
+  hash_sha1("de", 2, h);
+  /* An empty but sealed content: the shape is right, the content is not. */
+  struct buf f;
+  buf_init(&f, 4096);
+  buf_append_str(&f, "d7:contentde4:sha120:");
+  buf_append(&f, h, 20);
+  buf_append_str(&f, "e");
+  ck_assert_int_eq(resume_parse(f.p, f.len, &r, err, sizeof err), SHOAL_EMANIFEST);
+  buf_free(&f);
+  static const char *shapes[] = {
+    "le", "i1e", "4:spam", "de", "d7:contentdee",
+    "d7:contentde4:sha119:aaaaaaaaaaaaaaaaaaae",
+    "d7:contentde4:sha121:aaaaaaaaaaaaaaaaaaaaae",
+    "d7:contentle4:sha120:aaaaaaaaaaaaaaaaaaaae",
+    "d7:contenti1e4:sha120:aaaaaaaaaaaaaaaaaaaae",
+    "d7:contentde4:sha1i1ee",
+    "d4:sha120:aaaaaaaaaaaaaaaaaaaa7:contentdee",            /* keys out of order */
+    "d7:contentde4:sha120:aaaaaaaaaaaaaaaaaaaa5:extrai1ee",  /* a third key */
+    "d7:contentde4:shb120:aaaaaaaaaaaaaaaaaaaae",
+    "d7:contentd1:ad1:ad1:adeeee4:sha120:aaaaaaaaaaaaaaaaaaaae", /* too deep */
+  };
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    int rc = resume_parse((const uint8_t *)shapes[i], strlen(shapes[i]), &r, err, sizeof err);
+    ck_assert_msg(rc == SHOAL_EBENCODE, "%s: %d (%s)", shapes[i], rc, err);
+    assert_empty(&r);
+  }
+  /* A wrong seal on a well-shaped file. */
+  const char *bad_seal = "d7:contentde4:sha120:aaaaaaaaaaaaaaaaaaaae";
+  ck_assert_int_eq(resume_parse((const uint8_t *)bad_seal, strlen(bad_seal), &r, err, sizeof err), SHOAL_EHASH);
+  ck_assert_ptr_nonnull(strstr(err, "SHA-1"));
+  /* Too many tokens: a content list of 200 ints. */
+  buf_init(&f, 4096);
+  buf_append_str(&f, "d7:contentd1:al");
+  for (int i = 0; i < 200; i++)
+    buf_append_str(&f, "i0e");
+  buf_append_str(&f, "ee4:sha120:aaaaaaaaaaaaaaaaaaaae");
+  ck_assert_int_eq(resume_parse(f.p, f.len, &r, err, sizeof err), SHOAL_EBENCODE);
+  buf_free(&f);
+  /* Over the size cap: refused before reading. */
+  uint8_t *big = calloc(RESUME_MAX_FILE_SIZE + 1, 1);
+  ck_assert_int_eq(resume_parse(big, RESUME_MAX_FILE_SIZE + 1, &r, err, sizeof err), SHOAL_ETOOBIG);
+  free(big);
+}
+END_TEST
+
+START_TEST(test_encode_rejects)
+{
+  struct resume a;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  free(a.download_dir);
+  a.download_dir = NULL;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "download dir"));
+  a.download_dir = strdup("rel/dir");
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  free(a.download_dir);
+  a.download_dir = strdup("/ok");
+  a.files[2].priority = 3;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "file 2"));
+  a.files[2].priority = 2;
+  a.files[0].mtime_ns = 1000000000;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  a.files[0].mtime_ns = 0;
+  a.state = 7;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  a.state = RESUME_ACTIVE;
+  a.uploaded = (uint64_t)INT64_MAX + 1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  a.uploaded = 0;
+  a.seed_idle_s = -2;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  a.seed_idle_s = -1;
+  a.added = -1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  a.added = 0;
+  ck_assert_ptr_null(enc.p);
+  encode_ok(&a, &enc);
+  buf_free(&enc);
+  resume_free(&a);
+}
+END_TEST
+
+START_TEST(test_path)
+{
+  uint8_t ih[20];
+  for (int i = 0; i < 20; i++)
+    ih[i] = (uint8_t)(0xa0 + i);
+  char *p = resume_path("/var/lib/shoal/resume", ih);
+  ck_assert_str_eq(p, "/var/lib/shoal/resume/a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3.resume");
+  free(p);
+}
+END_TEST
+
+/* A manifest by hand: piece length 16; files A (40 bytes at 0), B (empty),
+ * a pad file (8 bytes at 40), C (30 bytes at 48): 78 bytes, 5 pieces.
+ * Piece 2 (32..47) spans A and the pad; pieces 3 and 4 are C's alone. */
+static void small_manifest(struct manifest *m, struct manifest_file *f)
+{
+  memset(m, 0, sizeof *m);
+  f[0] = (struct manifest_file){ .path = "A", .length = 40, .offset = 0 };
+  f[1] = (struct manifest_file){ .path = "B", .length = 0, .offset = 40 };
+  f[2] = (struct manifest_file){ .path = ".pad/8", .length = 8, .offset = 40, .attr = MANIFEST_ATTR_PAD };
+  f[3] = (struct manifest_file){ .path = "C", .length = 30, .offset = 48 };
+  m->files = f;
+  m->num_files = 4;
+  m->piece_length = 16;
+  m->num_pieces = 5;
+  m->total_length = 78;
+}
+
+static void trust_record(struct resume *r)
+{
+  memset(r, 0, sizeof *r);
+  ck_assert_int_eq(bitfield_init(&r->have, 5), 0);
+  bitfield_set_all(&r->have);
+  r->num_files = 4;
+  r->files = calloc(4, sizeof *r->files);
+  r->files[0] = (struct resume_file){ 40, 1000, 1, 1 };
+  r->files[1] = (struct resume_file){ 0, 1000, 2, 1 };
+  r->files[2] = (struct resume_file){ -1, 0, 0, 1 };
+  r->files[3] = (struct resume_file){ 30, 1000, 3, 1 };
+}
+
+START_TEST(test_trust)
+{
+  struct manifest m;
+  struct manifest_file mf[4];
+  small_manifest(&m, mf);
+  struct resume r;
+  uint32_t cleared = 99;
+  /* Nothing changed: everything kept. */
+  trust_record(&r);
+  struct resume_file now[4];
+  memcpy(now, r.files, sizeof now);
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), 0);
+  ck_assert_uint_eq(cleared, 0);
+  ck_assert_uint_eq(r.have.count, 5);
+  /* C touched (nanoseconds only): its pieces 3 and 4 go. */
+  now[3].mtime_ns = 4;
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), 0);
+  ck_assert_uint_eq(cleared, 2);
+  ck_assert(bitfield_get(&r.have, 2));
+  ck_assert(!bitfield_get(&r.have, 3));
+  ck_assert(!bitfield_get(&r.have, 4));
+  resume_free(&r);
+  /* A changed size: pieces 0..2 go (2 shares A with the pad). */
+  trust_record(&r);
+  memcpy(now, r.files, sizeof now);
+  now[0].size = 41;
+  ck_assert_int_eq(resume_trust(&r, &m, now, NULL), 0);
+  ck_assert_uint_eq(r.have.count, 2);
+  ck_assert(bitfield_get(&r.have, 3));
+  resume_free(&r);
+  /* Empty file and pad file changes touch nothing. */
+  trust_record(&r);
+  memcpy(now, r.files, sizeof now);
+  now[1].mtime_s = 5;
+  now[2].size = 8;
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), 0);
+  ck_assert_uint_eq(cleared, 0);
+  resume_free(&r);
+  /* C short on disk (saved short too, stamp unchanged): bytes 20..29 of C
+   * (68..77) are missing: piece 4 goes, piece 3 (48..63) stays. */
+  trust_record(&r);
+  r.files[3].size = 20;
+  memcpy(now, r.files, sizeof now);
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), 0);
+  ck_assert_uint_eq(cleared, 1);
+  ck_assert(bitfield_get(&r.have, 3));
+  ck_assert(!bitfield_get(&r.have, 4));
+  resume_free(&r);
+  /* C missing then and now: all its pieces go. */
+  trust_record(&r);
+  r.files[3] = (struct resume_file){ -1, 0, 0, 1 };
+  memcpy(now, r.files, sizeof now);
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), 0);
+  ck_assert_uint_eq(cleared, 2);
+  resume_free(&r);
+  /* A record for another torrent is refused untouched. */
+  trust_record(&r);
+  m.num_pieces = 6;
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), SHOAL_EMANIFEST);
+  m.num_pieces = 5;
+  m.num_files = 3;
+  ck_assert_int_eq(resume_trust(&r, &m, now, &cleared), SHOAL_EMANIFEST);
+  ck_assert_uint_eq(r.have.count, 5);
+  resume_free(&r);
+  /* unchanged compares size and both time parts, not priority. */
+  struct resume_file x = { 1, 2, 3, 0 }, y = { 1, 2, 3, 2 };
+  ck_assert(resume_file_unchanged(&x, &y));
+  y.mtime_s = 9;
+  ck_assert(!resume_file_unchanged(&x, &y));
+}
+END_TEST
+
+/* A fresh temporary folder for file tests. */
+static char *tmpdir(void)
+{
+  char *d = strdup("/tmp/shoal-resume-XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(d));
+  return d;
+}
+
+static int count_entries(const char *dir)
+{
+  DIR *dh = opendir(dir);
+  ck_assert_ptr_nonnull(dh);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dh)) != NULL)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+      n++;
+  closedir(dh);
+  return n;
+}
+
+static void rm_tree(const char *dir)
+{
+  DIR *dh = opendir(dir);
+  if (dh == NULL)
+    return;
+  struct dirent *e;
+  char p[512];
+  while ((e = readdir(dh)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+      continue;
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    if (unlink(p) != 0)
+      rmdir(p);
+  }
+  closedir(dh);
+  rmdir(dir);
+}
+
+START_TEST(test_write_read)
+{
+  char *d = tmpdir();
+  char path[512];
+  snprintf(path, sizeof path, "%s/x.resume", d);
+  struct buf b;
+  ck_assert_int_eq(resume_write_atomic(path, "hello", 5), 0);
+  ck_assert_int_eq(resume_read_file(path, 100, &b), 0);
+  ck_assert_uint_eq(b.len, 5);
+  ck_assert_mem_eq(b.p, "hello", 5);
+  buf_free(&b);
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 0777, 0600);
+  /* Overwrite with something shorter: no leftovers, no temporary file. */
+  ck_assert_int_eq(resume_write_atomic(path, "hi", 2), 0);
+  ck_assert_int_eq(resume_read_file(path, 2, &b), 0);     /* exactly the max */
+  ck_assert_mem_eq(b.p, "hi", 2);
+  buf_free(&b);
+  ck_assert_int_eq(count_entries(d), 1);
+  ck_assert_int_eq(resume_read_file(path, 1, &b), SHOAL_ETOOBIG);
+  ck_assert_ptr_null(b.p);
+  /* Empty data. */
+  ck_assert_int_eq(resume_write_atomic(path, "", 0), 0);
+  ck_assert_int_eq(resume_read_file(path, 0, &b), 0);
+  ck_assert_uint_eq(b.len, 0);
+  buf_free(&b);
+  /* Larger than one read. */
+  size_t n = 300000;
+  uint8_t *big = malloc(n);
+  for (size_t i = 0; i < n; i++)
+    big[i] = (uint8_t)(i * 31 + 7);
+  ck_assert_int_eq(resume_write_atomic(path, big, n), 0);
+  ck_assert_int_eq(resume_read_file(path, n, &b), 0);
+  ck_assert_uint_eq(b.len, n);
+  ck_assert_mem_eq(b.p, big, n);
+  buf_free(&b);
+  ck_assert_int_eq(resume_read_file(path, n - 1, &b), SHOAL_ETOOBIG);
+  free(big);
+  /* Errors: missing file, a folder, a missing folder, a folder in the way. */
+  char other[512];
+  snprintf(other, sizeof other, "%s/none", d);
+  ck_assert_int_eq(resume_read_file(other, 100, &b), UV_ENOENT);
+  ck_assert_int_eq(resume_read_file(d, 100, &b), UV_EINVAL);
+  snprintf(other, sizeof other, "%s/no/such/x.resume", d);
+  ck_assert_int_eq(resume_write_atomic(other, "x", 1), UV_ENOENT);
+  snprintf(other, sizeof other, "%s/sub", d);
+  ck_assert_int_eq(mkdir(other, 0700), 0);
+  int rc = resume_write_atomic(other, "x", 1);
+  ck_assert_msg(rc == UV_EISDIR || rc == UV_ENOTEMPTY || rc == UV_EEXIST, "rename over a folder: %d", rc);
+  ck_assert_int_eq(count_entries(d), 2);   /* x.resume and sub: the temporary file is gone */
+  ck_assert_int_eq(resume_write_atomic("", "x", 1), UV_EINVAL);
+  /* A stale temporary file of this pid (a crash mid-save) does not block a save. */
+  char stale[600];
+  snprintf(stale, sizeof stale, "%s.tmp.%ld", path, (long)getpid());
+  int sfd = open(stale, O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_ge(sfd, 0);
+  ck_assert_int_eq(write(sfd, "junk", 4), 4);
+  close(sfd);
+  ck_assert_int_eq(resume_write_atomic(path, "new", 3), 0);
+  ck_assert_int_eq(resume_read_file(path, 10, &b), 0);
+  ck_assert_uint_eq(b.len, 3);
+  ck_assert_mem_eq(b.p, "new", 3);
+  buf_free(&b);
+  ck_assert_int_eq(count_entries(d), 2);
+  /* A relative path (folder "."). */
+  char cwd[512];
+  ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+  ck_assert_int_eq(chdir(d), 0);
+  ck_assert_int_eq(resume_write_atomic("rel.resume", "abc", 3), 0);
+  ck_assert_int_eq(chdir(cwd), 0);
+  snprintf(other, sizeof other, "%s/rel.resume", d);
+  ck_assert_int_eq(resume_read_file(other, 10, &b), 0);
+  ck_assert_mem_eq(b.p, "abc", 3);
+  buf_free(&b);
+  rm_tree(other);
+  snprintf(other, sizeof other, "%s/sub", d);
+  rmdir(other);
+  rm_tree(d);
+  free(d);
+}
+END_TEST
+
+START_TEST(test_file_round_trip)
+{
+  /* encode -> write -> read -> parse, as the daemon does across a restart. */
+  char *d = tmpdir();
+  struct resume a, b;
+  struct buf enc, rd;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  char *path = resume_path(d, a.infohash);
+  encode_ok(&a, &enc);
+  ck_assert_int_eq(resume_write_atomic(path, enc.p, enc.len), 0);
+  ck_assert_int_eq(resume_read_file(path, RESUME_MAX_FILE_SIZE, &rd), 0);
+  ck_assert_int_eq(resume_parse(rd.p, rd.len, &b, err, sizeof err), 0);
+  assert_same(&a, &b);
+  /* A torn write (half the file) is reported, not trusted. */
+  resume_free(&b);
+  buf_free(&rd);
+  int fd = open(path, O_WRONLY | O_TRUNC);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, enc.p, enc.len / 2), (ssize_t)(enc.len / 2));
+  close(fd);
+  ck_assert_int_eq(resume_read_file(path, RESUME_MAX_FILE_SIZE, &rd), 0);
+  ck_assert_int_eq(resume_parse(rd.p, rd.len, &b, err, sizeof err), SHOAL_EBENCODE);
+  buf_free(&rd);
+  free(path);
+  buf_free(&enc);
+  resume_free(&a);
+  rm_tree(d);
+  free(d);
+}
+END_TEST
+
+Suite *resume_suite(void)
+{
+  Suite *s = suite_create("resume");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_round_trip);
+  tcase_add_test(tc, test_round_trip_magnet);
+  tcase_add_test(tc, test_round_trip_large);
+  tcase_add_test(tc, test_truncated_everywhere);
+  tcase_add_test(tc, test_bit_flips);
+  tcase_add_test(tc, test_resealed_unchanged_ok);
+  tcase_add_test(tc, test_missing_each_key);
+  tcase_add_test(tc, test_bad_content);
+  tcase_add_test(tc, test_bad_binary_content);
+  tcase_add_test(tc, test_outer_shape);
+  tcase_add_test(tc, test_encode_rejects);
+  tcase_add_test(tc, test_path);
+  tcase_add_test(tc, test_trust);
+  tcase_add_test(tc, test_write_read);
+  tcase_add_test(tc, test_file_round_trip);
+  suite_add_tcase(s, tc);
+  return s;
+}
