@@ -57,6 +57,8 @@ long url_decode(const char *s, size_t n, uint8_t *out, size_t cap)
         return -1;
       c = (uint8_t)(hi << 4 | lo);
       i += 2;
+    } else if (c == '+') {
+      c = ' ';                                 /* form encoding: a literal '+' comes as %2B */
     }
     if (w >= cap)
       return -1;

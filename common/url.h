@@ -11,8 +11,9 @@
  * (A-Z a-z 0-9 - . _ ~) stay, every other byte becomes %XX (upper case). */
 int url_encode(struct buf *out, const uint8_t *p, size_t n);
 
-/* Decodes s[0..n): %XX becomes a byte, '+' stays '+', anything else is
- * copied.  Writes at most cap bytes; returns the decoded length, or -1 on a
+/* Decodes s[0..n) as a query value: %XX becomes a byte, '+' a space (form
+ * encoding, as trackers read it; a client meaning '+' sends %2B), anything
+ * else is copied.  Writes at most cap bytes; returns the decoded length, or -1 on a
  * bad escape or when the result would not fit. */
 long url_decode(const char *s, size_t n, uint8_t *out, size_t cap);
 

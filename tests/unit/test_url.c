@@ -68,7 +68,9 @@ START_TEST(test_decode)
   ck_assert(memcmp(out, "abc", 3) == 0);
   ck_assert_int_eq(dec("%41%62%2f%2F", out, sizeof out), 4);
   ck_assert(memcmp(out, "Ab//", 4) == 0);
-  ck_assert_int_eq(dec("a+b", out, sizeof out), 3); /* '+' stays '+' */
+  ck_assert_int_eq(dec("a+b", out, sizeof out), 3); /* '+' is a space in a query */
+  ck_assert(memcmp(out, "a b", 3) == 0);
+  ck_assert_int_eq(dec("a%2Bb", out, sizeof out), 3); /* a real '+' is escaped */
   ck_assert(memcmp(out, "a+b", 3) == 0);
   ck_assert_int_eq(dec("%00x", out, sizeof out), 2);
   ck_assert_int_eq(out[0], 0);
