@@ -18,7 +18,8 @@
 
 /* Limits a remote peer cannot push past. */
 #define PEER_MAX_INCOMING_REQUESTS 256u   /* their queued requests; more closes the connection */
-#define PEER_MAX_READS_IN_FLIGHT 8u       /* disk reads for one peer at once */
+#define PEER_MAX_READS_IN_FLIGHT 8u       /* disk reads for one peer at once ... */
+#define PEER_SPAN_MAX (256u * 1024)       /* ... each covering contiguous requests up to this */
 #define PEER_MAX_WRITE_QUEUE (1u << 20)   /* bytes queued to one socket before we stop reading disk */
 #define PEER_MIN_PIPELINE 8u              /* requests kept outstanding to one peer ... */
 #define PEER_MAX_PIPELINE 128u            /* ... growing with its rate up to this */
@@ -203,6 +204,9 @@ void peer__send(struct peer *p, const void *data, size_t len);
  * area (len bytes); send queues it (and frees it when written or failed). */
 void *peer__wreq_new(size_t len, uint8_t **data);
 void peer__wreq_send(struct peer *p, void *wreq);
+/* Writes bufs[0..n) in one request; `owned` (which the buffers point into)
+ * is freed when the write is done or fails. */
+void peer__send_bufs(struct peer *p, void *owned, const uv_buf_t *bufs, unsigned n);
 void peer__maybe_free(struct peer *p);           /* after a disk read on a closing peer returned */
 void peer__send_handshake(struct peer *p);
 void peer__tick(struct peer *p, uint64_t now);

@@ -10,6 +10,7 @@ struct wreq {
   uv_write_t req;
   struct peer *peer;
   size_t len;
+  void *owned;                     /* freed with the request (peer__send_bufs) */
   uint8_t data[];
 };
 
@@ -250,6 +251,7 @@ static void on_write(uv_write_t *req, int status)
   struct wreq *w = container_of(req, struct wreq, req);
   struct peer *p = w->peer;
   p->write_queued -= w->len;
+  free(w->owned);
   free(w);
   if (p->state == PEER_CLOSING)
     return;
@@ -266,6 +268,7 @@ void *peer__wreq_new(size_t len, uint8_t **data)
   struct wreq *w = malloc(sizeof *w + len);
   if (w == NULL)
     return NULL;
+  w->owned = NULL;
   w->len = len;
   *data = w->data;
   return w;
@@ -282,6 +285,32 @@ void peer__wreq_send(struct peer *p, void *wr)
   uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
   int r = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write);
   if (r < 0) {
+    free(w);
+    peer__close(p, uv_strerror(r));
+    return;
+  }
+  p->write_queued += w->len;
+  p->last_send_ms = engine__now(p->session);
+}
+
+void peer__send_bufs(struct peer *p, void *owned, const uv_buf_t *bufs, unsigned n)
+{
+  struct wreq *w = malloc(sizeof *w);
+  if (w == NULL || p->state == PEER_CLOSING || p->state == PEER_CONNECTING) {
+    free(w);
+    free(owned);
+    if (w == NULL)
+      peer__close(p, "out of memory");
+    return;
+  }
+  w->peer = p;
+  w->owned = owned;
+  w->len = 0;
+  for (unsigned i = 0; i < n; i++)
+    w->len += bufs[i].len;
+  int r = uv_write(&w->req, (uv_stream_t *)&p->tcp, bufs, n, on_write);   /* libuv copies bufs[] */
+  if (r < 0) {
+    free(owned);
     free(w);
     peer__close(p, uv_strerror(r));
     return;

@@ -639,22 +639,27 @@ static int on_block(struct torrent *t, struct peer *p, const struct wire_msg *m)
 
 /* ---- uploading ---- */
 
-struct read_ctx {
+/* Contiguous requests of one piece, read from disk at once and sent as
+ * one scatter write of their PIECE messages. */
+#define SPAN_BLOCKS (PEER_SPAN_MAX / PICKER_BLOCK_SIZE)
+struct span {
   struct peer *p;
-  void *wreq;
-  uint32_t length;
+  uint32_t piece, begin, len;
+  unsigned nblocks;
+  uint32_t blen[SPAN_BLOCKS];
+  uint8_t hdr[SPAN_BLOCKS][13];
+  uint8_t data[];
 };
 
-static void on_block_read(void *ctx, int status)
+static void on_span_read(void *ctx, int status)
 {
-  struct read_ctx *rc = ctx;
-  struct peer *p = rc->p;
+  struct span *sp = ctx;
+  struct peer *p = sp->p;
   p->reads_in_flight--;
   if (p->state == PEER_CLOSING || p->torrent == NULL || status < 0) {
     if (status < 0 && status != UV_ECANCELED && p->state != PEER_CLOSING)
       LOG_WARN("peer %s: cannot read a block to upload: %s", p->name, shoal_strerror(status));
-    free(rc->wreq);
-    free(rc);
+    free(sp);
     if (p->state == PEER_CLOSING)
       peer__maybe_free(p);
     else if (status < 0 && status != UV_ECANCELED)
@@ -662,10 +667,17 @@ static void on_block_read(void *ctx, int status)
     return;
   }
   struct torrent *t = p->torrent;
-  rate_add(&p->up, rc->length);
-  rate_add(&t->up, rc->length);
-  peer__wreq_send(p, rc->wreq);
-  free(rc);
+  uv_buf_t bufs[2 * SPAN_BLOCKS];
+  uint32_t off = 0;
+  for (unsigned i = 0; i < sp->nblocks; i++) {
+    wire_put_piece_header(sp->hdr[i], sp->piece, sp->begin + off, sp->blen[i]);
+    bufs[2 * i] = uv_buf_init((char *)sp->hdr[i], 13);
+    bufs[2 * i + 1] = uv_buf_init((char *)sp->data + off, sp->blen[i]);
+    off += sp->blen[i];
+  }
+  rate_add(&p->up, sp->len);
+  rate_add(&t->up, sp->len);
+  peer__send_bufs(p, sp, bufs, 2 * sp->nblocks);
   torrent__serve(t, p);
 }
 
@@ -673,25 +685,31 @@ void torrent__serve(struct torrent *t, struct peer *p)
 {
   while (p->state == PEER_ACTIVE && (!p->am_choking || p->fast) && p->inq_len > 0 &&
          p->reads_in_flight < PEER_MAX_READS_IN_FLIGHT && p->write_queued < PEER_MAX_WRITE_QUEUE) {
-    struct peer_req rq = p->inq[p->inq_head];
-    p->inq_head = (p->inq_head + 1) % PEER_MAX_INCOMING_REQUESTS;
-    p->inq_len--;
-    struct read_ctx *rc = malloc(sizeof *rc);
-    uint8_t *d;
-    void *w = peer__wreq_new(13 + rq.length, &d);
-    if (rc == NULL || w == NULL) {
-      free(rc);
-      free(w);
-      return;
+    /* take the first request and the ones that continue it in the same piece */
+    struct peer_req first = p->inq[p->inq_head];
+    uint32_t blen[SPAN_BLOCKS], len = 0;
+    unsigned nb = 0;
+    while (p->inq_len > 0 && nb < SPAN_BLOCKS) {
+      struct peer_req rq = p->inq[p->inq_head];
+      if (rq.piece != first.piece || rq.begin != first.begin + len || len + rq.length > PEER_SPAN_MAX)
+        break;
+      blen[nb++] = rq.length;
+      len += rq.length;
+      p->inq_head = (p->inq_head + 1) % PEER_MAX_INCOMING_REQUESTS;
+      p->inq_len--;
     }
-    wire_put_piece_header(d, rq.piece, rq.begin, rq.length);
-    rc->p = p;
-    rc->wreq = w;
-    rc->length = rq.length;
-    int r = storage_read(t->storage, rq.piece, rq.begin, rq.length, d + 13, on_block_read, rc);
+    struct span *sp = malloc(sizeof *sp + len);
+    if (sp == NULL)
+      return;
+    sp->p = p;
+    sp->piece = first.piece;
+    sp->begin = first.begin;
+    sp->len = len;
+    sp->nblocks = nb;
+    memcpy(sp->blen, blen, nb * sizeof *blen);
+    int r = storage_read(t->storage, first.piece, first.begin, len, sp->data, on_span_read, sp);
     if (r < 0) {
-      free(rc);
-      free(w);
+      free(sp);
       return;
     }
     p->reads_in_flight++;
