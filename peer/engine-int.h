@@ -73,6 +73,7 @@ struct addr_entry {
   bool banned;
   bool self;
   bool manual;        /* given by hand: never forgotten */
+  bool seed;          /* it had everything last time: no use dialling it while we seed */
 };
 
 struct peer {

@@ -822,6 +822,38 @@ static int took_bitfield(struct torrent *t, struct peer *p)
   return 0;
 }
 
+/* A BITFIELD or HAVE_ALL after other messages (aria2 sends a BITFIELD in
+ * place of a run of HAVEs, and HAVE_ALL when it completes): every newly set
+ * bit counts as a HAVE; cleared bits change nothing (no peer loses pieces).
+ * bits NULL: all pieces. */
+static int took_late_bitfield(struct torrent *t, struct peer *p, const uint8_t *bits, size_t len)
+{
+  struct bitfield late;
+  if (bitfield_init(&late, t->m->num_pieces) < 0)
+    return UV_ENOMEM;
+  if (bits == NULL)
+    bitfield_set_all(&late);
+  else if (bitfield_load(&late, bits, len) != 0) {
+    bitfield_free(&late);
+    return SHOAL_EPROTO;                        /* wrong size or spare bits set */
+  }
+  for (uint32_t i = 0; i < t->m->num_pieces; i++) {
+    if (!bitfield_get(&late, i) || bitfield_get(&p->have, i))
+      continue;
+    bitfield_set(&p->have, i);
+    picker_add_have(t->picker, i);
+    if (!bitfield_get(&t->have, i))
+      p->wanted++;
+  }
+  bitfield_free(&late);
+  p->seed = bitfield_complete(&p->have);
+  if (p->seed && t->state == TORRENT_SEEDING)
+    return SHOAL_EEXISTS;                       /* two seeds have nothing to trade */
+  update_interest(t, p);
+  fill_requests(t, p);
+  return 0;
+}
+
 static int on_reject(struct torrent *t, struct peer *p, const struct wire_msg *m)
 {
   for (unsigned i = 0; i < p->nreqs; i++) {
@@ -849,14 +881,22 @@ int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg
     switch (m->id) {
     case WIRE_HAVE:
       return md_note_have(p, m->index);
-    case WIRE_BITFIELD:
-      if (!first)
-        return SHOAL_EPROTO;
-      p->md_bits.len = 0;
-      return buf_append(&p->md_bits, m->payload, m->payload_len);
+    case WIRE_BITFIELD: {
+      /* first or late (then OR-ed in): checked once the piece count is known */
+      size_t old = p->md_bits.len;
+      if (m->payload_len > old) {
+        if (buf_reserve(&p->md_bits, m->payload_len - old) < 0)
+          return UV_ENOMEM;
+        memset(p->md_bits.p + old, 0, m->payload_len - old);
+        p->md_bits.len = m->payload_len;
+      }
+      for (size_t i = 0; i < m->payload_len; i++)
+        p->md_bits.p[i] |= m->payload[i];
+      return 0;
+    }
     case WIRE_HAVE_ALL:
-      p->md_have_all = first;
-      return first ? 0 : SHOAL_EPROTO;
+      p->md_have_all = true;
+      return 0;
     case WIRE_HAVE_NONE:
       return first ? 0 : SHOAL_EPROTO;
     case WIRE_REQUEST:
@@ -910,13 +950,13 @@ int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg
     return 0;
   case WIRE_BITFIELD:
     if (!first)
-      return SHOAL_EPROTO;                      /* BEP 3: only right after the handshake */
+      return took_late_bitfield(t, p, m->payload, m->payload_len);
     if (bitfield_load(&p->have, m->payload, m->payload_len) != 0)
       return SHOAL_EPROTO;
     return took_bitfield(t, p);
   case WIRE_HAVE_ALL:
     if (!first)
-      return SHOAL_EPROTO;
+      return took_late_bitfield(t, p, NULL, 0);
     bitfield_set_all(&p->have);
     return took_bitfield(t, p);
   case WIRE_HAVE_NONE:
@@ -1097,6 +1137,7 @@ void torrent__peer_gone(struct torrent *t, struct peer *p)
   if (p->entry) {
     struct addr_entry *e = p->entry;
     e->connected = false;
+    e->seed = p->seed;
     bool worked = p->id_assigned;
     e->fails = worked ? 0 : (uint16_t)MIN(e->fails + 1, 16);
     uint64_t base = e->manual ? 1000 : 5000, cap = e->manual ? 30000 : 600000;
@@ -1121,7 +1162,7 @@ static void try_connect(struct torrent *t)
   for (unsigned k = 0; k < t->naddrs && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN; k++) {
     unsigned i = (t->addr_cursor + k) % t->naddrs;
     struct addr_entry *e = &t->addrs[i];
-    if (e->connected || e->banned || e->self || e->next_try_ms > now)
+    if (e->connected || e->banned || e->self || e->next_try_ms > now || (e->seed && t->state == TORRENT_SEEDING))
       continue;
     struct peer *p = peer__new(t->session, t, (struct sockaddr *)&e->addr, true);
     if (p == NULL)

@@ -6,8 +6,8 @@
 set -e
 PKGS="build-essential pkg-config libuv1-dev libssl-dev libsodium-dev libcurl4-openssl-dev
       libjansson-dev libhttp-parser-dev check libsubunit-dev python3 curl mktorrent valgrind
-      iproute2 procps"
-[ "$1" = bench ] && PKGS="$PKGS aria2 python3-libtorrent hyperfine time"
+      iproute2 procps aria2 transmission-cli python3-libtorrent"
+[ "${1:-}" = bench ] && PKGS="$PKGS hyperfine time"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

@@ -23,7 +23,8 @@ for shoal's process tests.
   evil_peer.py attack TORRENT HOST:PORT CASE [--timeout S]
       Connects to a peer of TORRENT and misbehaves in one way (CASE: garbage,
       wrong_infohash, huge_length, huge_length_unknown_id, request_bad_index,
-      request_past_piece, request_huge_block, unsolicited_piece, late_bitfield,
+      request_past_piece, request_huge_block, unsolicited_piece, late_bitfield (with
+      its spare bits set),
       bitfield_spare_bits, have_bad_index, request_flood; or control, a
       well-behaved leecher), on a fresh connection.  Prints one line and exits 0
       when the peer did what it should (close the connection, or for the
@@ -660,11 +661,17 @@ def case_unsolicited_piece(c, tor):
 
 
 def case_late_bitfield(c, tor):
+    # A late BITFIELD is taken as a run of HAVEs (aria2 sends them); one whose
+    # spare bits are set is still malformed and must close the connection.
+    if tor.num_pieces % 8 == 0:
+        return "SKIP: the torrent has no spare bits (pieces a multiple of 8)"
     err = after_handshake(c, tor)
     if err:
         return err
     c.send(msg(INTERESTED))
-    c.send(msg(BITFIELD, bytes(tor.bitfield_len())))
+    bits = bytearray(tor.bitfield_len())
+    bits[-1] |= 0xFF >> (tor.num_pieces % 8)
+    c.send(msg(BITFIELD, bytes(bits)))
     return None
 
 

@@ -3,7 +3,7 @@
 # tests/run/evil_peer.py:
 #  1. against a real seeder, each on a fresh connection: garbage instead of a
 #     handshake, a wrong infohash, a 0x7fffffff length, requests out of range,
-#     unasked-for PIECEs, a late BITFIELD, a BITFIELD with spare bits set, ...:
+#     unasked-for PIECEs, a late BITFIELD with spare bits set, a BITFIELD with spare bits set, ...:
 #     the seeder closes every one of those connections, keeps a well-behaved one
 #     open, and still serves a normal `shoal get` afterwards;
 #  2. a lying seeder (every block corrupted) next to an honest one from the start:
