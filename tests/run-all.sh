@@ -10,8 +10,8 @@ failed_names=()
 count() {  # name, output file, exit status
   local line p f
   line=$(grep -E '([0-9]+) passed, ([0-9]+) failed' "$2" | tail -n 1)
-  p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/')
-  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+  p=$(echo "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/')
+  f=$(echo "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) failed.*/\2/')
   [ -n "$line" ] || { p=0; f=1; }
   [ "$3" -ne 0 ] && [ "$f" -eq 0 ] && f=1
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))

@@ -229,11 +229,12 @@ busy=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DG
 python3 -c "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1',$busy)); time.sleep(8)" &
 holder=$!
 PIDS+=("$holder")
-sleep 0.5
+wait_for 10 "the UDP port to be held" bash -c "ss -Hunl 'sport = :$busy' | grep -q ."
 timeout 10 "$TRACKER_BIN" --bind 127.0.0.1 --port "$busy" >/dev/null 2>"$TMP/busy.err"
 rc=$?
 check "UDP port in use: exit 1 (rc $rc)" test "$rc" -eq 1
-check "UDP port in use: says so" grep -q 'cannot listen on 127.0.0.1:.*(udp)' "$TMP/busy.err"
+# (it says udp; tcp if another process took the same TCP port meanwhile)
+check "UDP port in use: says so" grep -qE 'cannot listen on 127.0.0.1:.*\((udp|tcp)\)' "$TMP/busy.err"
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 
 # (b) A torrent whose only tracker is udp://: seeder and leecher find each other.
