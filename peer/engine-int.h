@@ -34,6 +34,7 @@
 #define PEER_RBUF_INITIAL (64u * 1024)
 #define TORRENT_MAX_ADDRS 2000u           /* known peer addresses kept per torrent */
 #define TORRENT_MAX_HALF_OPEN 8u
+#define TORRENT_NO_FDS_FAIL_MS 30000u     /* no descriptor to dial with, no peer: give up */
 #define TORRENT_TICK_MS 1000u
 #define TORRENT_ACTIVE_BYTES (16u << 20)  /* memory for partly downloaded pieces */
 #define SESSION_MAX_PENDING 64u           /* incoming connections before their handshake */
@@ -156,6 +157,7 @@ struct torrent {
   struct addr_entry *addrs;
   unsigned naddrs, addr_cursor;
   bool rechoke;                     /* an unchoked peer left: rerun the choker */
+  uint64_t no_fds_since;            /* dialling fails for lack of descriptors since then */
   struct suspect suspects[TORRENT_MAX_SUSPECTS];
   unsigned suspect_next;
   uint32_t suspect_gen;

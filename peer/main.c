@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "peer/session.h"
 
 #define EXIT_RUNTIME 1
+static long fd_limit = -1;      /* open files allowed, as found at start */
 #define EXIT_USAGE 2
 #define MAX_MANUAL_PEERS 64
 #define MAX_ANNOUNCE_URLS 32
@@ -370,8 +372,12 @@ static int run_create(const struct opts *o, const char *path, struct manifest **
   };
   struct create_run cr = { .status = 1, .show_progress = isatty(2) && o->verbosity >= 0 };
   uv_loop_t loop;
-  uv_loop_init(&loop);
-  int r = create_start(&loop, &co, create_progress, create_done, &cr);
+  int r = uv_loop_init(&loop);
+  if (r < 0) {
+    fprintf(stderr, "shoal: cannot start: %s\n", uv_strerror(r));
+    return EXIT_RUNTIME;
+  }
+  r = create_start(&loop, &co, create_progress, create_done, &cr);
   if (r == 0)
     uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
@@ -733,10 +739,18 @@ static int run_session(const struct opts *o, struct manifest *m, const struct ma
                        bool skip_check, bool seed_after, const char *torrent_path)
 {
   uv_loop_t *loop = uv_default_loop();
+  if (loop == NULL) {
+    fprintf(stderr, "shoal: cannot start the event loop (too many open files?)\n");
+    manifest_free(m);
+    return EXIT_RUNTIME;
+  }
   struct app a = { .o = o, .mg = mg, .loop = loop, .seed_after = seed_after, .tty = isatty(2),
                    .verbosity = o->verbosity };
   struct session_config cfg = { .bind_addr = o->bind, .port = (uint16_t)o->port, .max_peers = o->max_peers,
                                 .upload_slots = o->upload_slots };
+  /* every connection costs a descriptor: leave room for files and the loop */
+  if (fd_limit > 0 && cfg.max_peers == 0 && fd_limit < 256)
+    cfg.max_peers = (unsigned)MAX(1L, (fd_limit - 24) / 2);
   const char *floor = getenv("SHOAL_ANNOUNCE_FLOOR");  /* tests: shorter re-announce */
   if (floor)
     cfg.announce_floor_s = (unsigned)atoi(floor);
@@ -882,10 +896,34 @@ out:
   return r;
 }
 
+/* Descriptors: the soft limit is raised to the hard one; below
+ * MIN_FDS libuv itself cannot start, so we say so instead of crashing.
+ * Returns the limit now in force. */
+#define MIN_FDS 32
+static long prepare_fd_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return -1;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = { rl.rlim_max > 65536 ? 65536 : rl.rlim_max, rl.rlim_max };
+    if (want.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &want) == 0)
+      rl.rlim_cur = want.rlim_cur;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? 65536 : (long)rl.rlim_cur;
+}
+
 int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
   log_set_prefix("shoal");
+  long fds = prepare_fd_limit();
+  if (fds >= 0 && fds < MIN_FDS) {
+    fprintf(stderr, "shoal: too few file descriptors (limit %ld, at least %d needed; raise it with ulimit -n)\n",
+            fds, MIN_FDS);
+    return EXIT_RUNTIME;
+  }
+  fd_limit = fds;
   if (hash_global_init() < 0) {
     fputs("shoal: cannot initialise libcrypto\n", stderr);
     return EXIT_RUNTIME;

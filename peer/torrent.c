@@ -1091,6 +1091,7 @@ int torrent__handshake_done(struct torrent *t, struct peer *p, const struct wire
     return r;
   if (p->entry)
     p->entry->fails = 0;
+  t->no_fds_since = 0;
   LOG_INFO("peer %s: connected (outgoing)", p->name);
   return start_active(t, p, h);
 }
@@ -1172,6 +1173,14 @@ static void try_connect(struct torrent *t)
     e->connected = true;
     t->half_open++;
     int r = peer__connect(p);
+    if (r == UV_EMFILE || r == UV_ENFILE) {
+      if (t->no_fds_since == 0) {
+        LOG_WARN("%s: cannot connect to peers: %s", t->m->name, uv_strerror(r));
+        t->no_fds_since = now ? now : 1;
+      }
+      peer__close(p, uv_strerror(r));
+      break;                                   /* no point trying the others now */
+    }
     if (r < 0)
       peer__close(p, uv_strerror(r));
   }
@@ -1224,6 +1233,14 @@ static void on_tick(uv_timer_t *h)
   }
   exchange__tick(t, now);
   try_connect(t);
+  if (t->no_fds_since && now - t->no_fds_since > TORRENT_NO_FDS_FAIL_MS) {
+    unsigned active = 0;
+    for (struct peer *p = t->peers; p; p = p->next)
+      active += p->state == PEER_ACTIVE;
+    if (active == 0 && t->state == TORRENT_DOWNLOADING)
+      fail_torrent(t, UV_EMFILE, "cannot connect to any peer");
+    t->no_fds_since = 0;
+  }
 }
 
 /* ---- states ---- */
