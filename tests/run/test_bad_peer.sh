@@ -11,7 +11,7 @@
 #     does not ban the honest seeder;
 #  3. the liar alone first (banned), the honest seeder later: the download
 #     completes and the liar is never dialled again.
-# SANITIZE_OK
+# SANITIZE_OK VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4

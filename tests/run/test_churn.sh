@@ -11,7 +11,7 @@
 #           complete, so all three must finish by trading with each other.
 # Files are compared byte for byte; every process ends cleanly on SIGTERM.
 # CHURN_V=-vv passes -vv to the leechers (for debugging).
-# SANITIZE_OK
+# SANITIZE_OK VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4

@@ -2,7 +2,7 @@
 # test_magnet.sh -- magnet links (BEP 9): the metadata is fetched from a peer named
 # in x.pe, checked against the infohash and kept with --save-torrent; --only
 # and --skip select files; malformed links are refused with exit 2.
-# SANITIZE_OK
+# SANITIZE_OK VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 src="$TMP/src/set"

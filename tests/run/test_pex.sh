@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_pex.sh -- peer exchange (BEP 11): a seeder tells a newcomer about the other
 # peers it is connected to; a private torrent (BEP 27) never does.
-# SANITIZE_OK
+# SANITIZE_OK VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 src="$TMP/data.bin"

@@ -6,7 +6,7 @@
 # that verify ("N of M pieces already here"), downloads only the rest from a real
 # shoal seeder, and ends with an identical file.  A third run finds everything
 # already there and needs no peer at all.
-# SANITIZE_OK
+# SANITIZE_OK VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4
