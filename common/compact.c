@@ -148,3 +148,30 @@ int compact_addr_parse(const char *s, struct sockaddr_storage *out)
   *out = ss;
   return 0;
 }
+
+int compact_addr_split(const struct sockaddr *sa, uint8_t *family, uint8_t ip[16], uint16_t *port)
+{
+  memset(ip, 0, 16);
+  if (sa == NULL)
+    return UV_EINVAL;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+    memcpy(ip, &sin->sin_addr, 4);
+    *port = ntohs(sin->sin_port);
+    *family = AF_INET;
+    return 0;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+    *port = ntohs(sin6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+      memcpy(ip, sin6->sin6_addr.s6_addr + 12, 4);
+      *family = AF_INET;
+    } else {
+      memcpy(ip, &sin6->sin6_addr, 16);
+      *family = AF_INET6;
+    }
+    return 0;
+  }
+  return UV_EINVAL;
+}

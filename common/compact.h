@@ -25,6 +25,11 @@ int compact_put(struct buf *b, const struct sockaddr *sa);
 /* "1.2.3.4:6881" / "[::1]:6881" into out (at least 64 bytes). */
 void compact_addr_str(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* Family (AF_INET or AF_INET6), IP (4 or 16 bytes used, the rest zeroed)
+ * and port of an address; an IPv4-mapped IPv6 address counts as IPv4.
+ * 0, or UV_EINVAL for NULL or another family. */
+int compact_addr_split(const struct sockaddr *sa, uint8_t *family, uint8_t ip[16], uint16_t *port);
+
 /* Parses "HOST:PORT", "[V6]:PORT" with a numeric host; 0 or UV_EINVAL. */
 int compact_addr_parse(const char *s, struct sockaddr_storage *out);
 

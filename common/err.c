@@ -1,6 +1,8 @@
 /* err.c -- messages for shoal's error codes. */
 #include "common/err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <uv.h>
 
 const char *shoal_strerror(int err)
@@ -16,4 +18,15 @@ const char *shoal_strerror(int err)
       return uv_strerror(err);
     return "unknown error";
   }
+}
+
+int shoal_fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return code;
 }

@@ -2,6 +2,8 @@
 #ifndef COMMON_ERR_H_
 #define COMMON_ERR_H_
 
+#include <stddef.h>
+
 /* Functions return 0 on success or a negative code: either a libuv/errno
  * code (UV_ENOMEM, UV_EINVAL, ...) or one of these.  shoal_strerror() names
  * both kinds. */
@@ -27,6 +29,10 @@ enum {
 
 /* Message for a shoal code or a libuv/errno code.  Never NULL. */
 const char *shoal_strerror(int err);
+
+/* Writes a one-line message into the caller's err[errlen] (when err is not
+ * NULL) and returns code: `return shoal_fail(err, errlen, SHOAL_EPROTO, ...)`. */
+int shoal_fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Size of the caller-owned buffers that parsers fill with a one-line
  * explanation of what was wrong with their input. */

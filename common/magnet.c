@@ -13,55 +13,10 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "common/url.h"
+#include "common/utf8.h"
 
 #define MAGNET_PREFIX "magnet:?"
 #define MAGNET_MAX_PEER_LEN 300        /* longest x.pe value considered */
-
-static int magnet_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
-
-static int magnet_fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
-/* Length (1..4) of the well-formed UTF-8 sequence at p[0..n) with its code
- * point in *cp, or 0 (overlong forms, surrogates, > U+10FFFF rejected). */
-static size_t magnet_utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
-{
-  uint8_t c = p[0];
-  size_t len;
-  uint32_t v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if ((c & 0xe0) == 0xc0) {
-    len = 2, v = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, v = c & 0x0f, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    len = 4, v = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80)
-      return 0;
-    v = v << 6 | (p[i] & 0x3f);
-  }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-    return 0;
-  *cp = v;
-  return len;
-}
 
 /* RFC 4648 base32 of exactly 20 bytes (32 characters, no padding, any case). */
 static int magnet_base32(const uint8_t *s, uint8_t out[20])
@@ -130,16 +85,16 @@ static int magnet_xt(struct magnet *m, const uint8_t *v, size_t n, bool *have_bt
   size_t hl = n - 9;
   if (hl == 40) {
     if (hash_unhex((const char *)h, hl, ih, 20) != 0)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: btih infohash has a non-hex character");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: btih infohash has a non-hex character");
   } else if (hl == 32) {
     if (magnet_base32(h, ih) != 0)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: btih infohash has a non-base32 character");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: btih infohash has a non-base32 character");
   } else {
-    return magnet_fail(err, errlen, UV_EINVAL,
+    return shoal_fail(err, errlen, UV_EINVAL,
                        "magnet: btih infohash must be 40 hex or 32 base32 characters, not %zu", hl);
   }
   if (*have_btih && memcmp(ih, m->infohash, 20) != 0)
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: several different btih infohashes");
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: several different btih infohashes");
   memcpy(m->infohash, ih, 20);
   *have_btih = true;
   return 0;
@@ -155,11 +110,11 @@ static int magnet_dn(struct magnet *m, const uint8_t *v, size_t n, bool *have_dn
   size_t keep = 0;
   for (size_t i = 0; i < n;) {
     uint32_t cp;
-    size_t l = magnet_utf8_seq(v + i, n - i, &cp);
+    size_t l = utf8_seq(v + i, n - i, &cp);
     if (l == 0)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: dn is not valid UTF-8");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: dn is not valid UTF-8");
     if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: dn contains control characters");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: dn contains control characters");
     i += l;
     if (i <= MAGNET_MAX_NAME)
       keep = i;
@@ -177,13 +132,13 @@ static int magnet_dn(struct magnet *m, const uint8_t *v, size_t n, bool *have_dn
 static int magnet_tr(struct magnet *m, const uint8_t *v, size_t n, char *err, size_t errlen)
 {
   if (n == 0)
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: empty tr");
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: empty tr");
   if (n > MAGNET_MAX_TRACKER_LEN)
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: tr longer than %u bytes",
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: tr longer than %u bytes",
                        (unsigned)MAGNET_MAX_TRACKER_LEN);
   for (size_t i = 0; i < n; i++)
     if (v[i] <= 0x20 || v[i] >= 0x7f)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: tr contains a space or a non-printable byte");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: tr contains a space or a non-printable byte");
   if (m->ntrackers >= MAGNET_MAX_TRACKERS)
     return 0;
   for (size_t i = 0; i < m->ntrackers; i++)
@@ -231,14 +186,14 @@ static int magnet_pe(struct magnet *m, const uint8_t *v, size_t n, char *err, si
   char s[MAGNET_MAX_PEER_LEN + 1];
   struct sockaddr_storage ss;
   if (n == 0 || n > MAGNET_MAX_PEER_LEN || memchr(v, '\0', n))
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: invalid x.pe peer address");
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: invalid x.pe peer address");
   memcpy(s, v, n);
   s[n] = '\0';
   if (compact_addr_parse(s, &ss) == 0) {
     in_port_t port = ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                              : ((struct sockaddr_in6 *)&ss)->sin6_port;
     if (port == 0)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: x.pe peer address has port 0");
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: x.pe peer address has port 0");
     if (m->npeers < MAGNET_MAX_PEERS)
       m->peers[m->npeers++] = ss;
     else
@@ -249,7 +204,7 @@ static int magnet_pe(struct magnet *m, const uint8_t *v, size_t n, char *err, si
     m->peers_skipped++;
     return 0;
   }
-  return magnet_fail(err, errlen, UV_EINVAL, "magnet: invalid x.pe peer address");
+  return shoal_fail(err, errlen, UV_EINVAL, "magnet: invalid x.pe peer address");
 }
 
 /* A decimal file index: no sign, no leading zeros, < MAGNET_MAX_FILE_INDEX. */
@@ -273,7 +228,7 @@ static int magnet_so(struct magnet *m, const uint8_t *v, size_t n, char *err, si
 {
   size_t i = 0;
   if (n == 0)
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: empty so");
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: empty so");
   for (;;) {
     size_t e = i;
     while (e < n && v[e] != ',')
@@ -282,7 +237,7 @@ static int magnet_so(struct magnet *m, const uint8_t *v, size_t n, char *err, si
     struct magnet_range r;
     if (dash == NULL) {
       if (magnet_so_num(v + i, e - i, &r.first) != 0)
-        return magnet_fail(err, errlen, UV_EINVAL,
+        return shoal_fail(err, errlen, UV_EINVAL,
                            "magnet: so element %zu is not a file index below %u",
                            m->nso + 1, (unsigned)MAGNET_MAX_FILE_INDEX);
       r.last = r.first;
@@ -290,15 +245,15 @@ static int magnet_so(struct magnet *m, const uint8_t *v, size_t n, char *err, si
       size_t d = (size_t)(dash - v);
       if (magnet_so_num(v + i, d - i, &r.first) != 0 ||
           magnet_so_num(v + d + 1, e - d - 1, &r.last) != 0)
-        return magnet_fail(err, errlen, UV_EINVAL,
+        return shoal_fail(err, errlen, UV_EINVAL,
                            "magnet: so range %zu is not two file indices below %u",
                            m->nso + 1, (unsigned)MAGNET_MAX_FILE_INDEX);
       if (r.first > r.last)
-        return magnet_fail(err, errlen, UV_EINVAL, "magnet: so range %u-%u is reversed",
+        return shoal_fail(err, errlen, UV_EINVAL, "magnet: so range %u-%u is reversed",
                            (unsigned)r.first, (unsigned)r.last);
     }
     if (m->nso >= MAGNET_MAX_SO)
-      return magnet_fail(err, errlen, UV_EINVAL, "magnet: more than %u so ranges",
+      return shoal_fail(err, errlen, UV_EINVAL, "magnet: more than %u so ranges",
                          (unsigned)MAGNET_MAX_SO);
     m->so[m->nso++] = r;
     if (e == n)
@@ -314,10 +269,10 @@ int magnet_parse(struct magnet *m, const char *uri, char *err, size_t errlen)
     err[0] = '\0';
   size_t len = strnlen(uri, (size_t)MAGNET_MAX_LEN + 1);
   if (len > MAGNET_MAX_LEN)
-    return magnet_fail(err, errlen, SHOAL_ETOOBIG, "magnet: link longer than %u bytes",
+    return shoal_fail(err, errlen, SHOAL_ETOOBIG, "magnet: link longer than %u bytes",
                        (unsigned)MAGNET_MAX_LEN);
   if (len < strlen(MAGNET_PREFIX) || strncasecmp(uri, MAGNET_PREFIX, strlen(MAGNET_PREFIX)) != 0)
-    return magnet_fail(err, errlen, UV_EINVAL, "magnet: does not start with \"magnet:?\"");
+    return shoal_fail(err, errlen, UV_EINVAL, "magnet: does not start with \"magnet:?\"");
   uint8_t *v = malloc(len + 1);
   if (v == NULL)
     return UV_ENOMEM;
@@ -334,7 +289,7 @@ int magnet_parse(struct magnet *m, const char *uri, char *err, size_t errlen)
       continue;                        /* unknown parameter */
     long n = magnet_decode(val, vlen, is_dn, v);
     if (n < 0) {
-      r = magnet_fail(err, errlen, UV_EINVAL, "magnet: bad %%-escape in %.*s",
+      r = shoal_fail(err, errlen, UV_EINVAL, "magnet: bad %%-escape in %.*s",
                       (int)klen, k);
       break;
     }
@@ -351,10 +306,10 @@ int magnet_parse(struct magnet *m, const char *uri, char *err, size_t errlen)
   }
   free(v);
   if (r == 0 && !have_btih)
-    r = saw_btmh ? magnet_fail(err, errlen, UV_EINVAL, "magnet: v2-only magnet links are not supported")
-                 : magnet_fail(err, errlen, UV_EINVAL, "magnet: missing xt=urn:btih:<infohash>");
+    r = saw_btmh ? shoal_fail(err, errlen, UV_EINVAL, "magnet: v2-only magnet links are not supported")
+                 : shoal_fail(err, errlen, UV_EINVAL, "magnet: missing xt=urn:btih:<infohash>");
   if (r == UV_ENOMEM)
-    magnet_fail(err, errlen, r, "magnet: out of memory");
+    shoal_fail(err, errlen, r, "magnet: out of memory");
   if (r)
     magnet_free(m);
   return r;

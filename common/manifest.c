@@ -14,6 +14,7 @@
 
 #include "common/bencode.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/hash.h"
 
 #define MANIFEST_MAX_TIERS 32u          /* announce-list tiers kept */
@@ -74,41 +75,6 @@ static const char *quote(const uint8_t *p, size_t n, char *out, size_t outlen)
 #define QUOTE_BUFLEN (QUOTE_MAX * 4 + 8)
 
 /* ---- validation helpers ---- */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const uint8_t *s, size_t n)
-{
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xe0) == 0xc0) {
-      len = 2, cp = c & 0x1fu, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, cp = c & 0x0fu, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, cp = c & 0x07u, min = 0x10000;
-    } else {
-      return false;
-    }
-    if (n - i < len)
-      return false;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return false;
-      cp = cp << 6 | (s[i + k] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += len;
-  }
-  return true;
-}
 
 /* One path component (or the torrent's name).  Returns 0 or SHOAL_EPATH with
  * the message "<where><what> '<component>' <fault>". */

@@ -125,20 +125,6 @@ static void copy_text(char *dst, size_t cap, const uint8_t *s, size_t n)
   dst[o] = '\0';
 }
 
-static int perr(char *err, size_t errlen, int code, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
-
-static int perr(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 /* Optional non-negative integer key: 0 (*v set, or untouched when absent),
  * or SHOAL_EPROTO with err filled. */
 static int opt_seconds(const struct bencode_doc *d, const char *key, int64_t *v, char *err, size_t errlen)
@@ -148,9 +134,9 @@ static int opt_seconds(const struct bencode_doc *d, const char *key, int64_t *v,
     return 0;
   int64_t x;
   if (bencode_get_int(d, idx, &x) != 0)
-    return perr(err, errlen, SHOAL_EPROTO, "%s is not an integer", key);
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "%s is not an integer", key);
   if (x < 0)
-    return perr(err, errlen, SHOAL_EPROTO, "%s is negative (%" PRId64 ")", key, x);
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "%s is negative (%" PRId64 ")", key, x);
   *v = x;
   return 0;
 }
@@ -199,7 +185,7 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
   out->complete = -1;
   out->incomplete = -1;
   if (len > ANNOUNCE_MAX_REPLY)
-    return perr(err, errlen, SHOAL_ETOOBIG, "reply larger than %u bytes", ANNOUNCE_MAX_REPLY);
+    return shoal_fail(err, errlen, SHOAL_ETOOBIG, "reply larger than %u bytes", ANNOUNCE_MAX_REPLY);
   if (body == NULL && len > 0)
     return UV_EINVAL;
 
@@ -215,11 +201,11 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
   if (rc != 0) {
     if (rc == UV_ENOMEM)
       return rc;
-    return perr(err, errlen, rc, "reply is not bencode: %s", berr);
+    return shoal_fail(err, errlen, rc, "reply is not bencode: %s", berr);
   }
   if (d.tok[0].type != BENCODE_DICT) {
     bencode_free(&d);
-    return perr(err, errlen, SHOAL_EPROTO, "reply is not a dictionary");
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "reply is not a dictionary");
   }
 
   const uint8_t *s;
@@ -230,7 +216,7 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
   idx = bencode_dict_get(&d, 0, "failure reason");
   if (idx >= 0) {
     if (bencode_get_str(&d, idx, &s, &slen) != 0) {
-      perr(err, errlen, rc, "%s is not a string", "failure reason");
+      shoal_fail(err, errlen, rc, "%s is not a string", "failure reason");
       goto fail;
     }
     out->failed = true;
@@ -239,7 +225,7 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
   idx = bencode_dict_get(&d, 0, "warning message");
   if (idx >= 0) {
     if (bencode_get_str(&d, idx, &s, &slen) != 0) {
-      perr(err, errlen, rc, "%s is not a string", "warning message");
+      shoal_fail(err, errlen, rc, "%s is not a string", "warning message");
       goto fail;
     }
     copy_text(out->warning, sizeof out->warning, s, slen);
@@ -271,25 +257,25 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
     const struct bencode_tok *t = &d.tok[p4];
     if (t->type == BENCODE_STR) {
       if (t->str_len % COMPACT_V4_LEN != 0) {
-        perr(err, errlen, rc, "compact peers length %zu is not a multiple of 6", t->str_len);
+        shoal_fail(err, errlen, rc, "compact peers length %zu is not a multiple of 6", t->str_len);
         goto fail;
       }
       want += t->str_len / COMPACT_V4_LEN;
     } else if (t->type == BENCODE_LIST) {
       want += t->count;
     } else {
-      perr(err, errlen, rc, "%s is neither a string nor a list", "peers");
+      shoal_fail(err, errlen, rc, "%s is neither a string nor a list", "peers");
       goto fail;
     }
   }
   if (p6 >= 0) {
     const struct bencode_tok *t = &d.tok[p6];
     if (t->type != BENCODE_STR) {
-      perr(err, errlen, rc, "%s is not a string", "peers6");
+      shoal_fail(err, errlen, rc, "%s is not a string", "peers6");
       goto fail;
     }
     if (t->str_len % COMPACT_V6_LEN != 0) {
-      perr(err, errlen, rc, "compact peers6 length %zu is not a multiple of 18", t->str_len);
+      shoal_fail(err, errlen, rc, "compact peers6 length %zu is not a multiple of 18", t->str_len);
       goto fail;
     }
     want += t->str_len / COMPACT_V6_LEN;
@@ -307,7 +293,7 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
     int n = compact_parse(AF_INET, body + d.tok[p4].str_off, d.tok[p4].str_len,
                           out->peers, want);
     if (n < 0) {
-      perr(err, errlen, rc, "bad compact %s", "peers");
+      shoal_fail(err, errlen, rc, "bad compact %s", "peers");
       goto fail;
     }
     out->npeers = (size_t)n;
@@ -320,7 +306,7 @@ int announce_parse_reply(const uint8_t *body, size_t len, struct announce_reply 
     int n = compact_parse(AF_INET6, body + d.tok[p6].str_off, d.tok[p6].str_len,
                           out->peers + out->npeers, want - out->npeers);
     if (n < 0) {
-      perr(err, errlen, rc, "bad compact %s", "peers6");
+      shoal_fail(err, errlen, rc, "bad compact %s", "peers6");
       goto fail;
     }
     out->npeers += (size_t)n;

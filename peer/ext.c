@@ -9,6 +9,7 @@
 #include "common/bencode.h"
 #include "common/compact.h"
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/hash.h"
 #include "peer/wire.h"
 
@@ -50,39 +51,6 @@ static int ext_finish(struct buf *b, size_t start, int r)
   return 0;
 }
 
-/* Length (1..4) of the well-formed UTF-8 sequence at p[0..n), with its code
- * point in *cp; 0 when the bytes there are not one (overlong forms,
- * surrogates and values above U+10FFFF included). */
-static size_t ext_utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
-{
-  uint8_t c = p[0];
-  size_t len;
-  uint32_t v, min;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  } else if ((c & 0xe0) == 0xc0) {
-    len = 2, v = c & 0x1f, min = 0x80;
-  } else if ((c & 0xf0) == 0xe0) {
-    len = 3, v = c & 0x0f, min = 0x800;
-  } else if ((c & 0xf8) == 0xf0) {
-    len = 4, v = c & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((p[i] & 0xc0) != 0x80)
-      return 0;
-    v = v << 6 | (p[i] & 0x3f);
-  }
-  if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-    return 0;
-  *cp = v;
-  return len;
-}
-
 /* Code points we never show: C0/C1 controls, DEL, and the invisible
  * formatting characters that can disguise text (zero-width, bidi controls). */
 static bool ext_cp_hidden(uint32_t cp)
@@ -99,7 +67,7 @@ static void ext_sanitise(const uint8_t *p, size_t n, char *out, size_t cap)
   size_t w = 0, i = 0;
   while (i < n) {
     uint32_t cp;
-    size_t len = ext_utf8_seq(p + i, n - i, &cp);
+    size_t len = utf8_seq(p + i, n - i, &cp);
     if (len == 0 || ext_cp_hidden(cp)) {
       if (w + 1 > cap)
         break;

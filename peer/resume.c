@@ -17,18 +17,6 @@
 
 #define NKEYS 15   /* content keys, all required */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 void resume_free(struct resume *r)
 {
   free(r->name);
@@ -45,33 +33,33 @@ static int check_record(const struct resume *r, int code, char *err, size_t errl
   const char *dir = r->download_dir ? r->download_dir : "";
   size_t dl = strlen(dir);
   if (dl == 0 || dir[0] != '/')
-    return fail(err, errlen, code, "resume: download dir must be an absolute path");
+    return shoal_fail(err, errlen, code, "resume: download dir must be an absolute path");
   if (dl > RESUME_MAX_STR)
-    return fail(err, errlen, code, "resume: download dir longer than %u bytes", RESUME_MAX_STR);
+    return shoal_fail(err, errlen, code, "resume: download dir longer than %u bytes", RESUME_MAX_STR);
   if (r->name && strlen(r->name) > RESUME_MAX_STR)
-    return fail(err, errlen, code, "resume: name longer than %u bytes", RESUME_MAX_STR);
+    return shoal_fail(err, errlen, code, "resume: name longer than %u bytes", RESUME_MAX_STR);
   if (r->error && strlen(r->error) > RESUME_MAX_ERROR)
-    return fail(err, errlen, code, "resume: error text longer than %u bytes", RESUME_MAX_ERROR);
+    return shoal_fail(err, errlen, code, "resume: error text longer than %u bytes", RESUME_MAX_ERROR);
   if (r->added < 0)
-    return fail(err, errlen, code, "resume: negative added time");
+    return shoal_fail(err, errlen, code, "resume: negative added time");
   if (r->state != RESUME_PAUSED && r->state != RESUME_ACTIVE)
-    return fail(err, errlen, code, "resume: unknown state %u", r->state);
+    return shoal_fail(err, errlen, code, "resume: unknown state %u", r->state);
   if (r->uploaded > INT64_MAX || r->downloaded > INT64_MAX)
-    return fail(err, errlen, code, "resume: byte counters out of range");
+    return shoal_fail(err, errlen, code, "resume: byte counters out of range");
   if (r->seed_ratio_milli < -1 || r->seed_idle_s < -1)
-    return fail(err, errlen, code, "resume: seed limits below -1");
+    return shoal_fail(err, errlen, code, "resume: seed limits below -1");
   if (r->have.nbits > RESUME_MAX_PIECES)
-    return fail(err, errlen, code, "resume: more than %u pieces", RESUME_MAX_PIECES);
+    return shoal_fail(err, errlen, code, "resume: more than %u pieces", RESUME_MAX_PIECES);
   if (r->have.nbits && r->have.bits == NULL)
-    return fail(err, errlen, code, "resume: bitfield missing");
+    return shoal_fail(err, errlen, code, "resume: bitfield missing");
   if (r->num_files > RESUME_MAX_FILES)
-    return fail(err, errlen, code, "resume: more than %u files", RESUME_MAX_FILES);
+    return shoal_fail(err, errlen, code, "resume: more than %u files", RESUME_MAX_FILES);
   if (r->num_files && r->files == NULL)
-    return fail(err, errlen, code, "resume: file list missing");
+    return shoal_fail(err, errlen, code, "resume: file list missing");
   for (uint32_t i = 0; i < r->num_files; i++) {
     const struct resume_file *f = &r->files[i];
     if (f->size < -1 || f->mtime_ns < 0 || f->mtime_ns > 999999999 || f->priority > 2)
-      return fail(err, errlen, code, "resume: file %u: bad size, mtime or priority", i);
+      return shoal_fail(err, errlen, code, "resume: file %u: bad size, mtime or priority", i);
   }
   return 0;
 }
@@ -123,7 +111,7 @@ int resume_encode(const struct resume *r, struct buf *out, char *err, size_t err
 out:
   buf_free(out);
   if (rc == UV_E2BIG)
-    fail(err, errlen, rc, "resume: record larger than %u bytes", RESUME_MAX_FILE_SIZE);
+    shoal_fail(err, errlen, rc, "resume: record larger than %u bytes", RESUME_MAX_FILE_SIZE);
   return rc;
 }
 
@@ -134,9 +122,9 @@ static int take_str(const struct bencode_doc *d, int tok, size_t max, const char
   const uint8_t *p;
   size_t n;
   if (bencode_get_str(d, tok, &p, &n))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" missing or not a string", key);
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" missing or not a string", key);
   if (n > max || memchr(p, 0, n))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" longer than %zu bytes or holds a NUL", key, max);
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" longer than %zu bytes or holds a NUL", key, max);
   char *s = malloc(n + 1);
   if (s == NULL)
     return UV_ENOMEM;
@@ -151,9 +139,9 @@ static int take_int(const struct bencode_doc *d, int tok, int64_t lo, int64_t hi
 {
   int64_t v;
   if (bencode_get_int(d, tok, &v))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" missing or not an integer", key);
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" missing or not an integer", key);
   if (v < lo || v > hi)
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" = %lld out of range %lld..%lld", key,
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"%s\" = %lld out of range %lld..%lld", key,
                 (long long)v, (long long)lo, (long long)hi);
   *out = v;
   return 0;
@@ -172,7 +160,7 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
   if ((rc = take_int(d, bencode_dict_get(d, c, "format"), INT64_MIN, INT64_MAX, "format", &v, err, errlen)))
     return rc;
   if (v != RESUME_FORMAT)
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: unsupported format version %lld (this shoal reads %d)",
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: unsupported format version %lld (this shoal reads %d)",
                 (long long)v, RESUME_FORMAT);
   for (int k = bencode_first(d, c); k >= 0; k = bencode_next(d, c, k + 1)) {
     bool known = false;
@@ -187,7 +175,7 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
       for (size_t i = 0; i < n && o + 1 < sizeof shown; i++)
         shown[o++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
       shown[o] = 0;
-      return fail(err, errlen, SHOAL_EMANIFEST, "resume: unknown key \"%s\"", shown);
+      return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: unknown key \"%s\"", shown);
     }
   }
   if ((rc = take_int(d, bencode_dict_get(d, c, "added"), 0, INT64_MAX, "added", &r->added, err, errlen)) ||
@@ -214,27 +202,27 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
   else if (bencode_str_eq(d, t, "paused"))
     r->state = RESUME_PAUSED;
   else
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"state\" must be \"active\" or \"paused\"");
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"state\" must be \"active\" or \"paused\"");
   const uint8_t *p;
   size_t n;
   if (bencode_get_str(d, bencode_dict_get(d, c, "info_hash"), &p, &n) || n != 20)
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"info_hash\" must be a 20-byte string");
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"info_hash\" must be a 20-byte string");
   memcpy(r->infohash, p, 20);
   /* Pieces and their bitfield. */
   if ((rc = take_int(d, bencode_dict_get(d, c, "pieces"), 0, RESUME_MAX_PIECES, "pieces", &v, err, errlen)))
     return rc;
   if (bencode_get_str(d, bencode_dict_get(d, c, "have"), &p, &n))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"have\" missing or not a string");
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"have\" missing or not a string");
   if ((rc = bitfield_init(&r->have, (uint32_t)v)) != 0)
     return rc;
   if (bitfield_load(&r->have, p, n))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"have\" is %zu bytes; %lld pieces need %zu, spare bits clear",
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"have\" is %zu bytes; %lld pieces need %zu, spare bits clear",
                 n, (long long)v, bitfield_bytes((uint32_t)v));
   /* Files. */
   if (bencode_get_str(d, bencode_dict_get(d, c, "files"), &p, &n))
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" missing or not a string");
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" missing or not a string");
   if (n % RESUME_FILE_RECORD || n / RESUME_FILE_RECORD > RESUME_MAX_FILES)
-    return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" is %zu bytes: not whole %u-byte records "
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" is %zu bytes: not whole %u-byte records "
                 "or more than %u files", n, RESUME_FILE_RECORD, RESUME_MAX_FILES);
   uint32_t nf = (uint32_t)(n / RESUME_FILE_RECORD);
   if (nf) {
@@ -249,7 +237,7 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
     uint32_t ns;
     uint8_t prio;
     if (cur_u64be(&cu, &size) || cur_u64be(&cu, &ms) || cur_u32be(&cu, &ns) || cur_u8(&cu, &prio))
-      return fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" cut short");  /* unreachable: length checked */
+      return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"files\" cut short");  /* unreachable: length checked */
     r->files[i].size = (int64_t)size;
     r->files[i].mtime_s = (int64_t)ms;
     r->files[i].mtime_ns = ns > INT32_MAX ? -1 : (int32_t)ns;
@@ -262,7 +250,7 @@ int resume_parse(const uint8_t *p, size_t len, struct resume *out, char *err, si
 {
   memset(out, 0, sizeof *out);
   if (len > RESUME_MAX_FILE_SIZE)
-    return fail(err, errlen, SHOAL_ETOOBIG, "resume: file of %zu bytes, more than %u", len, RESUME_MAX_FILE_SIZE);
+    return shoal_fail(err, errlen, SHOAL_ETOOBIG, "resume: file of %zu bytes, more than %u", len, RESUME_MAX_FILE_SIZE);
   static const struct bencode_limits lim = {
     .max_tokens = 128, .max_depth = 3, .allow_trailing = false, .require_sorted = true,
   };
@@ -272,7 +260,7 @@ int resume_parse(const uint8_t *p, size_t len, struct resume *out, char *err, si
   if (rc == UV_ENOMEM)
     return rc;
   if (rc)
-    return fail(err, errlen, SHOAL_EBENCODE, "resume: torn or not a resume file (%s)", berr);
+    return shoal_fail(err, errlen, SHOAL_EBENCODE, "resume: torn or not a resume file (%s)", berr);
   int c = bencode_dict_get_type(&d, 0, "content", BENCODE_DICT);
   int s = bencode_dict_get(&d, 0, "sha1");
   const uint8_t *seal;
@@ -280,13 +268,13 @@ int resume_parse(const uint8_t *p, size_t len, struct resume *out, char *err, si
   if (d.tok[0].type != BENCODE_DICT || d.tok[0].count != 2 || c < 0 ||
       bencode_get_str(&d, s, &seal, &seal_len) || seal_len != HASH_SHA1_LEN) {
     bencode_free(&d);
-    return fail(err, errlen, SHOAL_EBENCODE, "resume: not a resume file (want a dict of \"content\" and \"sha1\")");
+    return shoal_fail(err, errlen, SHOAL_EBENCODE, "resume: not a resume file (want a dict of \"content\" and \"sha1\")");
   }
   uint8_t h[HASH_SHA1_LEN];
   hash_sha1(p + d.tok[c].raw_off, d.tok[c].raw_len, h);
   if (memcmp(h, seal, sizeof h) != 0) {
     bencode_free(&d);
-    return fail(err, errlen, SHOAL_EHASH, "resume: content does not match its SHA-1 (corrupt file)");
+    return shoal_fail(err, errlen, SHOAL_EHASH, "resume: content does not match its SHA-1 (corrupt file)");
   }
   rc = parse_content(&d, c, out, err, errlen);
   bencode_free(&d);

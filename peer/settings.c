@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "common/utf8.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
 
@@ -75,36 +76,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
   va_end(ap);
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const uint8_t *p, size_t n)
-{
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = p[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t k;
-    uint32_t cp, lo;
-    if (c >= 0xc2 && c <= 0xdf) { k = 1; cp = c & 0x1f; lo = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { k = 2; cp = c & 0x0f; lo = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { k = 3; cp = c & 0x07; lo = 0x10000; }
-    else return false;
-    if (n - i <= k)
-      return false;
-    for (size_t j = 1; j <= k; j++) {
-      if ((p[i + j] & 0xc0) != 0x80)
-        return false;
-      cp = cp << 6 | (p[i + j] & 0x3f);
-    }
-    if (cp < lo || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += k + 1;
-  }
-  return true;
 }
 
 /* A string value: bounded, UTF-8, no NUL or other control characters. */

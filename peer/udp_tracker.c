@@ -127,20 +127,6 @@ int udp_tracker_put_scrape(uint8_t *out, size_t cap, uint64_t conn_id, uint32_t 
   return (int)len;
 }
 
-static int perr(char *err, size_t errlen, int code, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
-
-static int perr(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return code;
-}
-
 static const char *action_name(uint32_t a)
 {
   switch (a) {
@@ -165,7 +151,7 @@ int udp_tracker_parse_reply(const uint8_t *p, size_t len, uint32_t expect, uint3
   struct cur c = cur_make(p, len);
   uint32_t action, rtid;
   if (cur_u32be(&c, &action) != 0 || cur_u32be(&c, &rtid) != 0)
-    return perr(err, errlen, SHOAL_EPROTO, "reply of %zu bytes is shorter than %d", len, UDP_TRACKER_HDR);
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "reply of %zu bytes is shorter than %d", len, UDP_TRACKER_HDR);
   if (rtid != tid)
     return UDP_TRACKER_OTHER_TID;
   out->action = action;
@@ -176,22 +162,22 @@ int udp_tracker_parse_reply(const uint8_t *p, size_t len, uint32_t expect, uint3
     return 0;
   }
   if (action != expect)
-    return perr(err, errlen, SHOAL_EPROTO, "%s reply (action %" PRIu32 ") to a %s request",
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "%s reply (action %" PRIu32 ") to a %s request",
                 action_name(action), action, action_name(expect));
   switch (expect) {
   case UDP_TRACKER_CONNECT:
     if (cur_u64be(&c, &out->conn_id) != 0)
-      return perr(err, errlen, SHOAL_EPROTO, "connect reply of %zu bytes is shorter than %d", len,
+      return shoal_fail(err, errlen, SHOAL_EPROTO, "connect reply of %zu bytes is shorter than %d", len,
                   UDP_TRACKER_CONNECT_LEN);
     return 0;
   case UDP_TRACKER_ANNOUNCE: {
     if (cur_u32be(&c, &out->interval) != 0 || cur_u32be(&c, &out->leechers) != 0 ||
         cur_u32be(&c, &out->seeders) != 0)
-      return perr(err, errlen, SHOAL_EPROTO, "announce reply of %zu bytes is shorter than %d", len,
+      return shoal_fail(err, errlen, SHOAL_EPROTO, "announce reply of %zu bytes is shorter than %d", len,
                   UDP_TRACKER_ANNOUNCE_HDR);
     size_t esz = family == AF_INET ? COMPACT_V4_LEN : COMPACT_V6_LEN;
     if (c.len % esz != 0)
-      return perr(err, errlen, SHOAL_EPROTO, "peer list of %zu bytes is not a multiple of %zu", c.len, esz);
+      return shoal_fail(err, errlen, SHOAL_EPROTO, "peer list of %zu bytes is not a multiple of %zu", c.len, esz);
     out->entry_len = esz;
     out->peers = c.len ? c.p : NULL;
     out->npeers = c.len / esz;
@@ -199,7 +185,7 @@ int udp_tracker_parse_reply(const uint8_t *p, size_t len, uint32_t expect, uint3
   }
   default: /* UDP_TRACKER_SCRAPE */
     if (c.len % UDP_TRACKER_SCRAPE_ENTRY != 0)
-      return perr(err, errlen, SHOAL_EPROTO, "scrape list of %zu bytes is not a multiple of %d", c.len,
+      return shoal_fail(err, errlen, SHOAL_EPROTO, "scrape list of %zu bytes is not a multiple of %d", c.len,
                   UDP_TRACKER_SCRAPE_ENTRY);
     out->scrape = c.len ? c.p : NULL;
     out->nscrape = c.len / UDP_TRACKER_SCRAPE_ENTRY;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "common/compact.h"
 #include "common/err.h"
 
 const struct swarms_limits swarms_default_limits = {
@@ -160,35 +161,6 @@ static uint64_t swarms_rand(struct swarms *s)
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-/* Family, IP and port of an address; an IPv4-mapped IPv6 address counts as
- * IPv4.  0 or UV_EINVAL. */
-static int swarms_addr_split(const struct sockaddr *sa, uint8_t *family, uint8_t ip[16], uint16_t *port)
-{
-  memset(ip, 0, 16);
-  if (sa == NULL)
-    return UV_EINVAL;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-    memcpy(ip, &sin->sin_addr, 4);
-    *port = ntohs(sin->sin_port);
-    *family = AF_INET;
-    return 0;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-    *port = ntohs(sin6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-      memcpy(ip, sin6->sin6_addr.s6_addr + 12, 4);
-      *family = AF_INET;
-    } else {
-      memcpy(ip, &sin6->sin6_addr, 16);
-      *family = AF_INET6;
-    }
-    return 0;
-  }
-  return UV_EINVAL;
 }
 
 static uint32_t swarms_peer_hash(const struct swarms *s, const uint8_t id[SWARMS_ID_LEN],
@@ -416,7 +388,7 @@ int swarms_announce(struct swarms *s, const struct swarms_announce *a, uint64_t 
 {
   struct peer np;
   memset(&np, 0, sizeof np);
-  if (swarms_addr_split(a->addr, &np.family, np.ip, &np.port)) {
+  if (compact_addr_split(a->addr, &np.family, np.ip, &np.port)) {
     swarm_fill_stats(NULL, st);
     return UV_EINVAL;
   }
@@ -506,7 +478,7 @@ size_t swarms_select_family(struct swarms *s, const uint8_t info_hash[SWARMS_ID_
     return 0;
   uint8_t fam = 0, ip[16];
   uint16_t port = 0;
-  bool have_self = swarms_addr_split(self, &fam, ip, &port) == 0;
+  bool have_self = compact_addr_split(self, &fam, ip, &port) == 0;
 
   /* Pass 1: count the eligible peers.  Pass 2: selection sampling (each
    * eligible peer is taken with probability still-needed / still-left),

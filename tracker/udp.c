@@ -27,35 +27,6 @@ void trackerudp_config_default(struct trackerudp_config *cfg)
 
 /* ---- connection ids ---- */
 
-/* Family, IP and port of an address; IPv4-mapped IPv6 counts as IPv4.
- * 0, or -1 for other families. */
-static int trackerudp_addr_split(const struct sockaddr *sa, uint8_t *family, uint8_t ip[16], uint16_t *port)
-{
-  memset(ip, 0, 16);
-  if (sa == NULL)
-    return -1;
-  if (sa->sa_family == AF_INET) {
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-    memcpy(ip, &sin->sin_addr, 4);
-    *port = ntohs(sin->sin_port);
-    *family = AF_INET;
-    return 0;
-  }
-  if (sa->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-    *port = ntohs(sin6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-      memcpy(ip, sin6->sin6_addr.s6_addr + 12, 4);
-      *family = AF_INET;
-    } else {
-      memcpy(ip, &sin6->sin6_addr, 16);
-      *family = AF_INET6;
-    }
-    return 0;
-  }
-  return -1;
-}
-
 /* The address as stored in the swarms: family and IP of the client, the given port. */
 static void trackerudp_peer_addr(uint8_t family, const uint8_t ip[16], uint16_t port, struct sockaddr_storage *ss)
 {
@@ -111,7 +82,7 @@ uint64_t trackerudp_conn_id(const struct trackerudp_secrets *s, const struct soc
 {
   uint8_t fam, ip[16];
   uint16_t port;
-  if (trackerudp_addr_split(client, &fam, ip, &port) != 0)
+  if (compact_addr_split(client, &fam, ip, &port) != 0)
     return 0;
   return trackerudp_hash(s->cur, fam, ip, port);
 }
@@ -128,7 +99,7 @@ bool trackerudp_conn_id_ok(const struct trackerudp_secrets *s, const struct sock
 {
   uint8_t fam, ip[16];
   uint16_t port;
-  if (trackerudp_addr_split(client, &fam, ip, &port) != 0)
+  if (compact_addr_split(client, &fam, ip, &port) != 0)
     return false;
   bool ok = trackerudp_id_eq(trackerudp_hash(s->cur, fam, ip, port), id);
   if (s->have_prev)
@@ -243,7 +214,7 @@ int trackerudp_handle(struct swarms *s, const struct trackerudp_config *cfg,
     return 0;
   uint8_t fam, ip[16];
   uint16_t sport;
-  if (trackerudp_addr_split(from, &fam, ip, &sport) != 0 || sport == 0)
+  if (compact_addr_split(from, &fam, ip, &sport) != 0 || sport == 0)
     return 0;
   struct cur c = cur_make(pkt, len);
   uint64_t cid = 0;
