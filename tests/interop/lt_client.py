@@ -18,6 +18,7 @@
 #   version: libtorrent 2.0.8.0
 #   port: PORT                           once listening
 #   complete: NAME                       download done and verified
+#   tracker-reply: URL peers=N           a tracker answered an announce (N peers)
 #   downloaded: N / uploaded: N          payload bytes, at exit
 #   peer: IP:PORT pid=HEX client=NAME recv=N sent=N   one per peer seen, at exit
 #     recv: bytes of the blocks that came from that peer (block_finished alerts),
@@ -239,6 +240,8 @@ def main():
                 ev["rc"] = 1
             elif isinstance(al, lt.tracker_error_alert):
                 out("tracker-error", al.message())
+            elif isinstance(al, lt.tracker_reply_alert):
+                out("tracker-reply", "%s peers=%d" % (al.tracker_url(), al.num_peers))
         return ev
 
     totals = [0, 0]   # payload down/up, highest seen
