@@ -26,6 +26,8 @@ int url_encode(struct buf *out, const uint8_t *p, size_t n)
   size_t need = 0;
   for (size_t i = 0; i < n; i++)
     need += url_is_unreserved(p[i]) ? 1 : 3;
+  if (need == 0)
+    return 0;                                  /* out->p may still be NULL */
   /* Reserve everything first, so a failure leaves `out` unchanged. */
   int r = buf_reserve(out, need);
   if (r)

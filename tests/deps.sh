@@ -6,7 +6,7 @@
 set -e
 PKGS="build-essential pkg-config libuv1-dev libssl-dev libsodium-dev libcurl4-openssl-dev
       libjansson-dev libhttp-parser-dev check libsubunit-dev python3 curl mktorrent valgrind
-      iproute2 procps nftables aria2 transmission-cli python3-libtorrent"
+      iproute2 procps nftables clang libclang-rt-14-dev aria2 transmission-cli python3-libtorrent"
 [ "${1:-}" = bench ] && PKGS="$PKGS hyperfine time"
 missing=""
 for p in $PKGS; do
