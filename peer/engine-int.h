@@ -191,6 +191,7 @@ struct session {
   struct torrent *torrents;
   struct peer *pending;             /* incoming, before the handshake */
   unsigned npending;
+  uv_timer_t pending_tick;          /* times out pending handshakes */
   bool closing;
   unsigned close_pending, stopping_torrents;
   void (*closed_cb)(void *ctx);

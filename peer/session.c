@@ -19,6 +19,19 @@ static void make_peer_id(uint8_t id[20])
     id[i] = (uint8_t)alphabet[randombytes_uniform(sizeof alphabet - 1)];
 }
 
+/* Incoming connections belong to no torrent until their handshake: their
+ * time-outs run here. */
+static void on_pending_tick(uv_timer_t *h)
+{
+  struct session *s = container_of(h, struct session, pending_tick);
+  uint64_t now = uv_now(s->loop);
+  struct peer *next;
+  for (struct peer *p = s->pending; p; p = next) {
+    next = p->next;
+    peer__tick(p, now);
+  }
+}
+
 int session_new(uv_loop_t *loop, const struct session_config *cfg, struct session **out)
 {
   if (sodium_init() < 0)
@@ -41,6 +54,8 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, struct sessio
     free(s);
     return r;
   }
+  uv_timer_init(loop, &s->pending_tick);
+  uv_timer_start(&s->pending_tick, on_pending_tick, 1000, 1000);
   *out = s;
   return 0;
 }
@@ -242,6 +257,7 @@ static void close_step(struct session *s)
 }
 
 static void on_http_closed(void *ctx) { close_step(ctx); }
+static void on_pending_tick_closed(uv_handle_t *h) { close_step(container_of(h, struct session, pending_tick)); }
 static void on_listener_closed(uv_handle_t *h) { close_step(h->data); }
 
 /* The http client closes only after every torrent has sent its `stopped`. */
@@ -266,7 +282,8 @@ void session_close(struct session *s, void (*cb)(void *ctx), void *ctx)
   unsigned ntorrents = 0;
   for (struct torrent *t = s->torrents; t; t = t->next)
     ntorrents++;
-  s->close_pending = ntorrents + 1 + s->nlisteners;   /* torrents, http, listeners */
+  s->close_pending = ntorrents + 2 + s->nlisteners;   /* torrents, http, the timer, listeners */
+  uv_close((uv_handle_t *)&s->pending_tick, on_pending_tick_closed);
   s->stopping_torrents = ntorrents;
   for (unsigned i = 0; i < s->nlisteners; i++)
     uv_close((uv_handle_t *)&s->listener[i], on_listener_closed);

@@ -25,7 +25,7 @@ source "$ROOT/tests/run/faults/net.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4
 PIECES="$ROOT/tests/run/faults/pieces.py"
-FAULTS=${FAULTS:-"1 2 3 4 5 6"}
+FAULTS=${FAULTS:-"1 2 3 4 5 6 7"}
 NSCEN=$(echo $FAULTS | wc -w)
 export SHOAL_ANNOUNCE_FLOOR=1
 
@@ -340,6 +340,31 @@ scenario6() {
   check "6: a modest limit still completes ($ok values)" test "$ok" -gt 0
   for n in "" 2 3 4; do stop_check 6 "s6_seed$n"; done
   fault_clear_all
+}
+
+# ---- 7. half-open connections are bounded ----
+# SYNs from l1 to ports 7100-7199 vanish, so each dial hangs in SYN-SENT
+# until its 10 s time-out; with 30 such peers at most 8 may be pending.
+scenario7() {
+  local peers="" i n max=0
+  fault_clear_all
+  in_ns l1 nft add table inet shoal_syn
+  in_ns l1 nft add chain inet shoal_syn out '{ type filter hook output priority 0; }'
+  in_ns l1 nft add rule inet shoal_syn out tcp flags syn tcp dport 7100-7199 drop
+  for i in $(seq 0 29); do peers="$peers --peer 10.231.1.$((2 + i % 5)):$((7100 + i))"; done
+  mkdir -p "$TMP/s7_get"
+  ns_start_shoal s7_get l1 get "$TMP/album.torrent" -o "$TMP/s7_get" --bind "$IP_l1" --port 7071 $peers
+  for i in $(seq 30); do
+    n=$(in_ns l1 ss -Htn state syn-sent | wc -l)
+    [ "$n" -gt "$max" ] && max=$n
+    sleep 0.2
+  done
+  echo "# 7: at most $max connections half-open at once"
+  check "7: dialling really hung (some SYN-SENT seen: $max)" test "$max" -gt 0
+  check "7: at most 8 half-open connections at once ($max)" test "$max" -le 8
+  kill -TERM "$PID_s7_get"; wait_exit 20 "$PID_s7_get"
+  check "7: get stops cleanly (rc $WAIT_RC)" test "$WAIT_RC" -eq 0
+  in_ns l1 nft delete table inet shoal_syn 2>/dev/null
 }
 
 for s in $FAULTS; do
