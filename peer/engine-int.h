@@ -11,6 +11,7 @@
 #include "common/manifest.h"
 #include "common/rate.h"
 #include "common/util.h"
+#include "peer/addrbook.h"
 #include "peer/ext.h"
 #include "peer/picker.h"
 #include "peer/session.h"
@@ -32,7 +33,6 @@
 #define PEER_KEEPALIVE_MS 60000u
 #define PEER_SNUB_MS 20000u               /* requests outstanding, no block this long: re-request elsewhere */
 #define PEER_RBUF_INITIAL (64u * 1024)
-#define TORRENT_MAX_ADDRS 2000u           /* known peer addresses kept per torrent */
 #define TORRENT_MAX_HALF_OPEN 8u
 #define TORRENT_NO_FDS_FAIL_MS 30000u     /* no descriptor to dial with, no peer: give up */
 #define TORRENT_TICK_MS 1000u
@@ -63,18 +63,6 @@ enum peer_state { PEER_CONNECTING, PEER_HANDSHAKE, PEER_ACTIVE, PEER_CLOSING };
 struct peer_req {
   uint32_t piece, begin, length;
   uint64_t sent_ms;
-};
-
-/* A known address of a peer: where to dial, how it went. */
-struct addr_entry {
-  struct sockaddr_storage addr;
-  uint64_t next_try_ms;
-  uint16_t fails;
-  bool connected;     /* a connection for this entry exists */
-  bool banned;
-  bool self;
-  bool manual;        /* given by hand: never forgotten */
-  bool seed;          /* it had everything last time: no use dialling it while we seed */
 };
 
 struct peer {
@@ -154,8 +142,8 @@ struct torrent {
   uint8_t *id_used;                 /* 65536-bit map of picker peer ids */
   uint16_t next_id;
 
-  struct addr_entry *addrs;
-  unsigned naddrs, addr_cursor;
+  struct addrbook book;             /* known addresses */
+  unsigned addr_cursor;
   bool rechoke;                     /* an unchoked peer left: rerun the choker */
   uint64_t no_fds_since;            /* dialling fails for lack of descriptors since then */
   struct suspect suspects[TORRENT_MAX_SUSPECTS];

@@ -133,14 +133,7 @@ static bool listen_addr(const struct peer *q, struct sockaddr_storage *out)
 
 static bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-  if (a->ss_family != b->ss_family)
-    return false;
-  if (a->ss_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+  return addrbook_same_addr(a, (const struct sockaddr *)b);
 }
 
 static bool in_set(const struct sockaddr_storage *set, unsigned n, const struct sockaddr_storage *a)

@@ -73,46 +73,11 @@ static void unlink_peer(struct torrent *t, struct peer *p)
   t->npeers--;
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-  if (a->ss_family != b->sa_family)
-    return false;
-  if (b->sa_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
-
 void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual)
 {
-  if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
-    return;
-  for (unsigned i = 0; i < t->naddrs; i++) {
-    if (same_addr(&t->addrs[i].addr, sa)) {
-      if (manual)
-        t->addrs[i].manual = true;
-      return;
-    }
-  }
-  /* Entries never move (connected peers point at theirs): when the table is
-   * full, the slot of an address that keeps failing is reused. */
-  unsigned slot = t->naddrs;
-  if (slot >= TORRENT_MAX_ADDRS) {
-    for (slot = 0; slot < t->naddrs; slot++)
-      if (!t->addrs[slot].connected && !t->addrs[slot].manual && t->addrs[slot].fails > 0)
-        break;
-    if (slot == t->naddrs)
-      return;
-  } else {
-    t->naddrs++;
-  }
-  struct addr_entry *e = &t->addrs[slot];
-  memset(e, 0, sizeof *e);
-  memcpy(&e->addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
-  e->manual = manual;
-  if (t->state == TORRENT_DOWNLOADING || t->state == TORRENT_SEEDING || t->state == TORRENT_METADATA)
+  bool added;
+  if (addrbook_add(&t->book, sa, manual, &added) && added &&
+      (t->state == TORRENT_DOWNLOADING || t->state == TORRENT_SEEDING || t->state == TORRENT_METADATA))
     try_connect(t);
 }
 
@@ -1160,9 +1125,9 @@ static void try_connect(struct torrent *t)
     return;
   uint64_t now = engine__now(t->session);
   unsigned max = t->session->cfg.max_peers;
-  for (unsigned k = 0; k < t->naddrs && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN; k++) {
-    unsigned i = (t->addr_cursor + k) % t->naddrs;
-    struct addr_entry *e = &t->addrs[i];
+  for (unsigned k = 0; k < t->book.n && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN; k++) {
+    unsigned i = (t->addr_cursor + k) % t->book.n;
+    struct addr_entry *e = &t->book.e[i];
     if (e->connected || e->banned || e->self || e->next_try_ms > now || (e->seed && t->state == TORRENT_SEEDING))
       continue;
     struct peer *p = peer__new(t->session, t, (struct sockaddr *)&e->addr, true);
@@ -1184,8 +1149,8 @@ static void try_connect(struct torrent *t)
     if (r < 0)
       peer__close(p, uv_strerror(r));
   }
-  if (t->naddrs)
-    t->addr_cursor = (t->addr_cursor + 1) % t->naddrs;
+  if (t->book.n)
+    t->addr_cursor = (t->addr_cursor + 1) % t->book.n;
 }
 
 /* ---- the torrent's clock ---- */
@@ -1416,7 +1381,7 @@ void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
   st->wasted = t->wasted;
   st->down_rate = t->down.per_s;
   st->up_rate = t->up.per_s;
-  st->known_addrs = t->naddrs;
+  st->known_addrs = t->book.n;
   for (const struct peer *p = t->peers; p; p = p->next) {
     if (p->state != PEER_ACTIVE)
       continue;
@@ -1459,11 +1424,11 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
   ext_md_asm_init(&t->md, m->infohash);
   t->dir = strdup(opts->download_dir ? opts->download_dir : ".");
   t->id_used = calloc(65536 / 8, 1);
-  t->addrs = calloc(TORRENT_MAX_ADDRS, sizeof *t->addrs);
+  int br = addrbook_init(&t->book, ADDRBOOK_MAX);
   t->banned = calloc(TORRENT_MAX_BANNED, sizeof *t->banned);
   t->pex_prev = calloc(EXT_PEX_MAX_ADDED, sizeof *t->pex_prev);
   int r = UV_ENOMEM;
-  if (t->dir == NULL || t->id_used == NULL || t->addrs == NULL || t->banned == NULL || t->pex_prev == NULL)
+  if (t->dir == NULL || t->id_used == NULL || br < 0 || t->banned == NULL || t->pex_prev == NULL)
     goto fail;
   if (t->has_metadata && (r = setup_pieces(t)) < 0)
     goto fail;
@@ -1588,7 +1553,7 @@ void torrent__free(struct torrent *t)
   for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++)
     suspect_free(&t->suspects[k]);
   free(t->banned);
-  free(t->addrs);
+  addrbook_free(&t->book);
   free(t->id_used);
   free(t->dir);
   manifest_free(t->m);

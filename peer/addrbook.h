@@ -1,0 +1,43 @@
+/* addrbook.h -- a torrent's known peer addresses: deduplicated, bounded, and
+ * entries never move (a connection points at its entry).  Pure. */
+#ifndef PEER_ADDRBOOK_H_
+#define PEER_ADDRBOOK_H_
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define ADDRBOOK_MAX 2000u          /* addresses kept per torrent */
+
+/* A known address of a peer: where to dial, how it went. */
+struct addr_entry {
+  struct sockaddr_storage addr;
+  uint64_t next_try_ms;
+  uint16_t fails;
+  bool connected;     /* a connection for this entry exists */
+  bool banned;
+  bool self;
+  bool manual;        /* given by hand: never forgotten */
+  bool seed;          /* it had everything last time: no use dialling it while we seed */
+};
+
+struct addrbook {
+  struct addr_entry *e;
+  unsigned n, cap;
+};
+
+/* cap entries at most (<= ADDRBOOK_MAX is sensible).  0 or UV_ENOMEM. */
+int addrbook_init(struct addrbook *b, unsigned cap);
+void addrbook_free(struct addrbook *b);
+
+/* Same family, address and port. */
+bool addrbook_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b);
+
+/* Finds sa, or adds it (*added true).  A manual add marks an existing entry
+ * manual too.  When the book is full, the slot of an address that keeps
+ * failing (not connected, not manual) is reused; when there is none, the
+ * address is not kept.  Returns the entry, or NULL for an address that is
+ * neither IPv4 nor IPv6, has port 0, or finds no room. */
+struct addr_entry *addrbook_add(struct addrbook *b, const struct sockaddr *sa, bool manual, bool *added);
+
+#endif
