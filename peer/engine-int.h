@@ -216,8 +216,6 @@ void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx);  /* the
 void torrent__free(struct torrent *t);
 
 /* torrent.c: called by exchange.c */
-void torrent__fill_requests(struct torrent *t, struct peer *p);
-void torrent__fail(struct torrent *t, int err, const char *what);
 /* A magnet's info dict arrived and matched the infohash (info taken over). */
 void torrent__set_metadata(struct torrent *t, uint8_t *info, uint32_t size);
 uint32_t torrent__num_pieces(const struct torrent *t);  /* WIRE_PIECES_UNKNOWN before metadata */
@@ -226,7 +224,6 @@ uint32_t torrent__num_pieces(const struct torrent *t);  /* WIRE_PIECES_UNKNOWN b
 void exchange__send_handshake(struct torrent *t, struct peer *p);
 int exchange__on_extended(struct torrent *t, struct peer *p, const struct wire_msg *m);
 void exchange__tick(struct torrent *t, uint64_t now);
-void exchange__md_request(struct torrent *t, struct peer *p);
 
 /* session.c */
 void session__peer_unpend(struct session *s, struct peer *p);

@@ -33,7 +33,8 @@ void exchange__send_handshake(struct torrent *t, struct peer *p)
 
 /* ---- ut_metadata ---- */
 
-void exchange__md_request(struct torrent *t, struct peer *p)
+/* Asks p for metadata pieces nobody is fetching, up to PEER_MAX_MD_INFLIGHT. */
+static void md_request(struct torrent *t, struct peer *p)
 {
   if (t->has_metadata || p->state != PEER_ACTIVE || p->ext.ut_metadata == 0 || t->md.size == 0)
     return;
@@ -100,7 +101,7 @@ static int on_metadata(struct torrent *t, struct peer *p, const struct wire_msg 
     }
     if (r < 0)
       return r;
-    exchange__md_request(t, p);
+    md_request(t, p);
     return 0;
   }
   case EXT_MD_REJECT:
@@ -233,7 +234,7 @@ void exchange__tick(struct torrent *t, uint64_t now)
   (void)now;
   if (!t->has_metadata)
     for (struct peer *p = t->peers; p; p = p->next)
-      exchange__md_request(t, p);              /* re-asks pieces that timed out */
+      md_request(t, p);              /* re-asks pieces that timed out */
   if (t->m->private_ || t->pex_prev == NULL)
     return;
   pex_round(t, t->ticks % (PEX_INTERVAL_MS / TORRENT_TICK_MS) == 0);
@@ -255,7 +256,7 @@ int exchange__on_extended(struct torrent *t, struct peer *p, const struct wire_m
     if (!t->has_metadata && p->ext.metadata_size && t->md.size == 0 &&
         ext_md_asm_set_size(&t->md, p->ext.metadata_size) == 0)
       LOG_INFO("%s: fetching %u bytes of metadata", t->m->name, p->ext.metadata_size);
-    exchange__md_request(t, p);
+    md_request(t, p);
     return 0;
   }
   case EXT_ID_UT_METADATA:

@@ -117,23 +117,13 @@ static struct http_sock *sock_find(struct http_client *c, curl_socket_t fd)
 
 static void req_link(struct http_client *c, struct http_req *r)
 {
-  r->prev = NULL;
-  r->next = c->reqs;
-  if (c->reqs)
-    c->reqs->prev = r;
-  c->reqs = r;
+  DLIST_PUSH(c->reqs, r);
   c->nreqs++;
 }
 
 static void req_unlink(struct http_client *c, struct http_req *r)
 {
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    c->reqs = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  r->prev = r->next = NULL;
+  DLIST_REMOVE(c->reqs, r);
   c->nreqs--;
 }
 

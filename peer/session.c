@@ -65,16 +65,8 @@ const uint8_t *session_peer_id(const struct session *s) { return s->peer_id; }
 
 void session__peer_unpend(struct session *s, struct peer *p)
 {
-  for (struct peer **pp = &s->pending; *pp; pp = &(*pp)->next) {
-    if (*pp == p) {
-      *pp = p->next;
-      if (p->next)
-        p->next->prev = p->prev;
-      p->next = p->prev = NULL;
-      s->npending--;
-      return;
-    }
-  }
+  DLIST_REMOVE(s->pending, p);
+  s->npending--;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -96,10 +88,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     return;
   }
-  p->next = s->pending;
-  if (s->pending)
-    s->pending->prev = p;
-  s->pending = p;
+  DLIST_PUSH(s->pending, p);
   s->npending++;
   int r = peer__accept(p, server);
   if (r < 0)

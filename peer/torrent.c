@@ -53,24 +53,24 @@ static int alloc_peer_id(struct torrent *t, picker_peer_t *out)
 static void link_peer(struct torrent *t, struct peer *p)
 {
   p->torrent = t;
-  p->prev = NULL;
-  p->next = t->peers;
-  if (t->peers)
-    t->peers->prev = p;
-  t->peers = p;
+  DLIST_PUSH(t->peers, p);
   t->npeers++;
 }
 
 static void unlink_peer(struct torrent *t, struct peer *p)
 {
-  if (p->prev)
-    p->prev->next = p->next;
-  else if (t->peers == p)
-    t->peers = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
-  p->next = p->prev = NULL;
+  DLIST_REMOVE(t->peers, p);
   t->npeers--;
+}
+
+/* How many pieces p has that we lack. */
+static uint32_t count_wanted(const struct torrent *t, const struct peer *p)
+{
+  uint32_t w = 0;
+  size_t nb = bitfield_bytes(t->m->num_pieces);
+  for (size_t i = 0; i < nb; i++)
+    w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
+  return w;
 }
 
 void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual)
@@ -199,8 +199,6 @@ static void fill_requests(struct torrent *t, struct peer *p)
   }
   peer__wreq_send(p, w);
 }
-
-void torrent__fill_requests(struct torrent *t, struct peer *p) { fill_requests(t, p); }
 
 static void update_interest(struct torrent *t, struct peer *p)
 {
@@ -467,8 +465,6 @@ static void fail_torrent(struct torrent *t, int err, const char *what)
   snprintf(msg, sizeof msg, "%s: %s", what, shoal_strerror(err));
   fail_torrent_msg(t, err, msg);
 }
-
-void torrent__fail(struct torrent *t, int err, const char *what) { fail_torrent(t, err, what); }
 
 /* A piece is whole on disk unless it spans a file left out. */
 static bool whole_on_disk(const struct torrent *t, uint32_t piece)
@@ -778,11 +774,7 @@ static int took_bitfield(struct torrent *t, struct peer *p)
   p->seed = bitfield_complete(&p->have);
   if (p->seed && t->state == TORRENT_SEEDING)
     return SHOAL_EEXISTS;                       /* two seeds have nothing to trade */
-  uint32_t w = 0;
-  size_t nb = bitfield_bytes(t->m->num_pieces);
-  for (size_t i = 0; i < nb; i++)
-    w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
-  p->wanted = w;
+  p->wanted = count_wanted(t, p);
   update_interest(t, p);
   return 0;
 }
@@ -1325,10 +1317,7 @@ static void on_checked(void *ctx, int status)
         peer__send(p, m, wire_put_have(m, i));
       }
     }
-    uint32_t w = 0;
-    for (size_t i = 0; i < bitfield_bytes(t->m->num_pieces); i++)
-      w += (uint32_t)__builtin_popcount(p->have.bits[i] & (uint8_t)~t->have.bits[i]);
-    p->wanted = w;
+    p->wanted = count_wanted(t, p);
   }
   if (t->ev.checked)
     t->ev.checked(t, t->ev_ctx);

@@ -320,23 +320,13 @@ struct udp_tracker_client {
 
 static void client_link(struct udp_tracker_client *c, struct udp_tracker_req *r)
 {
-  r->prev = NULL;
-  r->next = c->reqs;
-  if (c->reqs)
-    c->reqs->prev = r;
-  c->reqs = r;
+  DLIST_PUSH(c->reqs, r);
   c->npending++;
 }
 
 static void client_unlink(struct udp_tracker_client *c, struct udp_tracker_req *r)
 {
-  if (r->prev)
-    r->prev->next = r->next;
-  else
-    c->reqs = r->next;
-  if (r->next)
-    r->next->prev = r->prev;
-  r->prev = r->next = NULL;
+  DLIST_REMOVE(c->reqs, r);
   c->npending--;
 }
 
