@@ -68,6 +68,7 @@ struct picker {
   uint64_t *startable;  /* bit i % 64 of word i / 64 for piece i: not held,
                            not started, priority > 0 */
   uint8_t *seen;        /* PEER_ID_SPACE bits of scratch for picker_piece_failed */
+  bool sequential;      /* new pieces in index order (high priority first) */
 };
 
 static uint32_t piece_size(const struct picker *p, uint32_t piece)
@@ -424,7 +425,11 @@ static void pick_new(struct picker *p, const uint8_t *has, picker_peer_t peer,
   while (*n < max && p->nact < p->max_active && p->wanted_left > p->act_wanted) {
     uint32_t cand[SCAN_BATCH];
     uint32_t c = 0;
-    if (p->have_count < PICKER_RANDOM_FIRST) {
+    if (p->sequential) {
+      uint32_t i = scan_random(p, has, 0);       /* the lowest-numbered one it has */
+      if (i != UINT32_MAX)
+        cand[c++] = i;
+    } else if (p->have_count < PICKER_RANDOM_FIRST) {
       uint32_t i = scan_random(p, has, xorshift(&rng) % p->num_pieces);
       if (i != UINT32_MAX)
         cand[c++] = i;
@@ -482,6 +487,12 @@ static void pick_endgame(struct picker *p, const uint8_t *has, picker_peer_t pee
       }
     }
   }
+}
+
+void picker_set_sequential(struct picker *p, bool on)
+{
+  if (p != NULL)
+    p->sequential = on;
 }
 
 int picker_pick(struct picker *p, const struct bitfield *peer_has, picker_peer_t peer,

@@ -64,6 +64,11 @@ void picker_set_max_active(struct picker *p, uint32_t n);
  * received are picked again from other peers, at most PICKER_ENDGAME_MAX_DUP
  * requests each, never twice from the same peer.  rnd is the caller's random
  * number (fresh per call). */
+/* Sequential mode (for previewing media): new pieces are started in index
+ * order -- the lowest-numbered wanted piece the peer has, high priority
+ * first -- instead of random-first / rarest-first.  Default off. */
+void picker_set_sequential(struct picker *p, bool on);
+
 int picker_pick(struct picker *p, const struct bitfield *peer_has, picker_peer_t peer,
                 struct picker_block *out, int max, uint32_t rnd);
 

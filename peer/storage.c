@@ -80,6 +80,8 @@ struct storage_check {
   struct storage_req scan;       /* stat pass over the files */
   int scan_result;
   struct bitfield candidate;     /* pieces whose files are there and long enough */
+  struct bitfield mask;          /* storage_check_some: the pieces to look at */
+  bool masked;
   uint32_t next;                 /* next piece to consider */
   uint32_t done_count;           /* pieces examined */
   uint32_t reported;             /* last done_count given to progress */
@@ -747,7 +749,7 @@ static void storage_check_scan_run(struct storage_req *r)
         break;
       }
     }
-    if (ok)
+    if (ok && (!c->masked || bitfield_get(&c->mask, p)))
       bitfield_set(&c->candidate, p);
   }
   free(sizes);
@@ -777,6 +779,7 @@ static void storage_check_complete(struct storage_check *c, int status)
     free(c->slots[i].buf);
   free(c->slots);
   bitfield_free(&c->candidate);
+  bitfield_free(&c->mask);
   free(c);
   done(ctx, status);
 }
@@ -1022,9 +1025,15 @@ int storage_read(struct storage *s, uint32_t piece, uint32_t begin, uint32_t len
 
 int storage_check(struct storage *s, struct bitfield *have, storage_progress_cb progress, storage_cb done, void *ctx)
 {
+  return storage_check_some(s, have, NULL, progress, done, ctx);
+}
+
+int storage_check_some(struct storage *s, struct bitfield *have, const struct bitfield *only,
+                       storage_progress_cb progress, storage_cb done, void *ctx)
+{
   if (s->closing)
     return UV_ECANCELED;
-  if (have == NULL || done == NULL || have->nbits != s->m->num_pieces)
+  if (have == NULL || done == NULL || have->nbits != s->m->num_pieces || (only && only->nbits != have->nbits))
     return UV_EINVAL;
   if (s->check != NULL)
     return UV_EBUSY;
@@ -1041,7 +1050,9 @@ int storage_check(struct storage *s, struct bitfield *have, storage_progress_cb 
     n = 1;
   c->nslots = (uint32_t)n;
   c->slots = calloc(c->nslots, sizeof(*c->slots));
-  if (c->slots == NULL || bitfield_init(&c->candidate, s->m->num_pieces) < 0) {
+  if (c->slots == NULL || bitfield_init(&c->candidate, s->m->num_pieces) < 0 ||
+      (only && bitfield_init(&c->mask, s->m->num_pieces) < 0)) {
+    bitfield_free(&c->candidate);
     free(c->slots);
     free(c);
     return UV_ENOMEM;
@@ -1051,14 +1062,26 @@ int storage_check(struct storage *s, struct bitfield *have, storage_progress_cb 
   c->progress = progress;
   c->done = done;
   c->ctx = ctx;
+  if (only) {
+    c->masked = true;
+    memcpy(c->mask.bits, only->bits, bitfield_bytes(only->nbits));
+    c->mask.count = only->count;
+  }
   int rc = storage_queue(s, &c->scan, storage_check_scan_run, storage_check_scan_finish);
   if (rc < 0) {
+    bitfield_free(&c->mask);
     bitfield_free(&c->candidate);
     free(c->slots);
     free(c);
     return rc;
   }
-  bitfield_clear_all(have);
+  if (only) {
+    for (uint32_t i = 0; i < only->nbits; i++)
+      if (bitfield_get(only, i))
+        bitfield_clear(have, i);
+  } else {
+    bitfield_clear_all(have);
+  }
   s->check = c;
   return 0;
 }

@@ -114,6 +114,13 @@ int storage_read(struct storage *s, uint32_t piece, uint32_t begin, uint32_t len
  * time: UV_EBUSY while another runs.  Writes may run at the same time. */
 int storage_check(struct storage *s, struct bitfield *have, storage_progress_cb progress, storage_cb done, void *ctx);
 
+/* storage_check limited to the pieces set in `only` (nbits == num_pieces,
+ * else UV_EINVAL): only those are cleared in `have` and read; every other
+ * bit of `have` is left as the caller set it (pieces a resume record
+ * vouches for).  Files are still looked at (sizes; storage_blocked_file). */
+int storage_check_some(struct storage *s, struct bitfield *have, const struct bitfield *only,
+                       storage_progress_cb progress, storage_cb done, void *ctx);
+
 /* Called when the download is complete: creates the zero-length files of the
  * manifest (and their folders) that do not exist yet.  cb(ctx, 0) or the
  * first error (the other files are still attempted). */

@@ -245,6 +245,50 @@ START_TEST(test_rarest_ties_random)
 }
 END_TEST
 
+/* Sequential mode: pieces start in index order, skipping what the peer
+ * lacks and what we hold; high priority still goes first. */
+START_TEST(test_sequential)
+{
+  struct picker *p = mkp(40, 1);
+  struct bitfield all;
+  bf_full(&all, 40);
+  picker_add_bitfield(p, &all);
+  picker_set_sequential(p, true);
+  picker_have(p, 0);
+  struct picker_block out[8];
+  int n = picker_pick(p, &all, 1, out, 3, 12345);
+  ck_assert_int_eq(n, 3);
+  ck_assert_uint_eq(out[0].piece, 1);
+  ck_assert_uint_eq(out[1].piece, 2);
+  ck_assert_uint_eq(out[2].piece, 3);
+  struct bitfield some;
+  bf_empty(&some, 40);
+  bitfield_set(&some, 9);
+  bitfield_set(&some, 30);
+  bitfield_set(&some, 7);
+  picker_add_bitfield(p, &some);
+  n = picker_pick(p, &some, 2, out, 1, 999);
+  ck_assert_int_eq(n, 1);
+  ck_assert_uint_eq(out[0].piece, 7);
+  picker_set_priority(p, 30, 2);
+  n = picker_pick(p, &some, 2, out, 1, 999);
+  ck_assert_int_eq(n, 1);
+  ck_assert_uint_eq(out[0].piece, 30);
+  /* off again: no longer in order (random-first over 36 candidates) */
+  picker_set_sequential(p, false);
+  bool out_of_order = false;
+  for (uint32_t seed = 1; seed < 50 && !out_of_order; seed++) {
+    n = picker_pick(p, &all, (picker_peer_t)(10 + seed), out, 1, seed * 7919u);
+    ck_assert_int_eq(n, 1);
+    out_of_order = out[0].piece != 4 + seed - 1;
+  }
+  ck_assert(out_of_order);
+  bitfield_free(&all);
+  bitfield_free(&some);
+  picker_free(p);
+}
+END_TEST
+
 START_TEST(test_random_first)
 {
   /* piece 0 is rarest, but the first pieces are random */
@@ -1173,6 +1217,7 @@ Suite *picker_suite(void)
   tcase_add_test(tc, test_rarest_only_what_peer_has);
   tcase_add_test(tc, test_rarest_ties_random);
   tcase_add_test(tc, test_random_first);
+  tcase_add_test(tc, test_sequential);
   tcase_add_test(tc, test_started_first);
   tcase_add_test(tc, test_priorities);
   tcase_add_test(tc, test_priorities_random_and_started);
