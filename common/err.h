@@ -17,7 +17,8 @@
   X(TRACKER,   "tracker error")                                         \
   X(SELF,      "connection to self")                                    \
   X(EXISTS,    "already exists")                                        \
-  X(NOTFOUND,  "not found")
+  X(NOTFOUND,  "not found")                                             \
+  X(REMOTE,    "the daemon refused the request")
 
 enum {
   SHOAL_E_BASE_ = -6000,

@@ -10,6 +10,7 @@
 #include "common/buf.h"
 #include "common/manifest.h"
 #include "common/rate.h"
+#include "common/ratelimit.h"
 #include "common/util.h"
 #include "peer/addrbook.h"
 #include "peer/ext.h"
@@ -45,6 +46,7 @@
 #define PEX_MAX_ADD 50u                   /* addresses taken from one PEX message */
 #define TORRENT_MAX_SUSPECTS 8u           /* failed pieces whose block senders are remembered */
 #define TORRENT_MAX_BANNED 256u           /* banned peer ids per torrent */
+#define SESSION_RATE_RETRY_MS 20u         /* a peer held back by a rate limit is retried this often */
 
 /* A piece that failed its hash with blocks from several peers: each block's
  * hash and sender, until a good copy shows which blocks were bad. */
@@ -163,8 +165,17 @@ struct torrent {
   uint64_t wasted;
 
   bool announced_complete;
+  unsigned max_peers;
+  bool sequential;
+  struct ratelimit rl_down, rl_up;  /* payload limits of this torrent */
+  bool rl_wait;                     /* a peer was held back by a limit: retry soon */
+  uint32_t *file_missing;           /* per file: wanted pieces touching it not yet verified */
+  struct bitfield resume_have, recheck; /* torrent_opts copies, used by the first check */
+  bool use_resume;
   void (*stopped_cb)(void *ctx);
   void *stopped_ctx;
+  void (*removed_cb)(void *ctx);    /* session_remove's caller */
+  void *removed_ctx;
   unsigned stop_pending;            /* things still to finish before stopped_cb */
 };
 
@@ -180,6 +191,11 @@ struct session {
   struct peer *pending;             /* incoming, before the handshake */
   unsigned npending;
   uv_timer_t pending_tick;          /* times out pending handshakes */
+  struct ratelimit rl_down, rl_up;  /* payload limits over every torrent */
+  uv_timer_t rl_timer;              /* retries peers held back by a limit */
+  unsigned npeers;                  /* peers linked to torrents, all torrents */
+  unsigned removing;                /* torrents being stopped by session_remove */
+  uint64_t removed_down, removed_up;  /* payload totals of removed torrents */
   bool closing;
   unsigned close_pending, stopping_torrents;
   void (*closed_cb)(void *ctx);
@@ -227,5 +243,10 @@ void exchange__tick(struct torrent *t, uint64_t now);
 
 /* session.c */
 void session__peer_unpend(struct session *s, struct peer *p);
+void session__rate_wait(struct session *s);     /* a torrent set rl_wait: arm the retry timer */
+bool session__full(const struct session *s);    /* the global connection cap is reached */
+
+/* torrent.c: called by session.c */
+void torrent__rate_retry(struct torrent *t);    /* the retry timer: run held-back peers again */
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "common/hash.h"
@@ -56,6 +57,10 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, struct sessio
   }
   uv_timer_init(loop, &s->pending_tick);
   uv_timer_start(&s->pending_tick, on_pending_tick, 1000, 1000);
+  uv_timer_init(loop, &s->rl_timer);
+  uint64_t now = uv_now(loop);
+  ratelimit_init(&s->rl_down, 0, 0, now);
+  ratelimit_init(&s->rl_up, 0, 0, now);
   *out = s;
   return 0;
 }
@@ -75,13 +80,14 @@ static void on_connection(uv_stream_t *server, int status)
   if (status < 0 || s->closing)
     return;
   struct sockaddr_in any = { .sin_family = AF_INET };
-  struct peer *p = s->npending < SESSION_MAX_PENDING ? peer__new(s, NULL, (struct sockaddr *)&any, false) : NULL;
+  bool room = s->npending < SESSION_MAX_PENDING && !session__full(s);
+  struct peer *p = room ? peer__new(s, NULL, (struct sockaddr *)&any, false) : NULL;
   if (p == NULL) {
     /* take the connection off the queue and drop it */
     uv_tcp_t *tmp = malloc(sizeof *tmp);
     if (tmp && uv_tcp_init(s->loop, tmp) == 0) {
       if (uv_accept(server, (uv_stream_t *)tmp) == 0)
-        LOG_DEBUG("refused an incoming connection: too many pending");
+        LOG_DEBUG("refused an incoming connection: too many connections");
       uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
     } else {
       free(tmp);
@@ -227,6 +233,98 @@ int session_add_magnet(struct session *s, const uint8_t infohash[20], const char
   return session_add(s, m, opts, ev, ctx, out);
 }
 
+/* ---- limits ---- */
+
+bool session__full(const struct session *s)
+{
+  return s->cfg.max_peers_global > 0 && s->npeers + s->npending >= s->cfg.max_peers_global;
+}
+
+void session_set_max_peers_global(struct session *s, unsigned n) { s->cfg.max_peers_global = n; }
+
+static void on_rate_retry(uv_timer_t *h)
+{
+  struct session *s = container_of(h, struct session, rl_timer);
+  bool again = false;
+  for (struct torrent *t = s->torrents; t; t = t->next) {
+    if (!t->rl_wait)
+      continue;
+    t->rl_wait = false;
+    torrent__rate_retry(t);          /* sets rl_wait again if still held back */
+    again |= t->rl_wait;
+  }
+  if (!again)
+    uv_timer_stop(&s->rl_timer);
+}
+
+void session__rate_wait(struct session *s)
+{
+  if (!s->closing && !uv_is_active((uv_handle_t *)&s->rl_timer))
+    uv_timer_start(&s->rl_timer, on_rate_retry, SESSION_RATE_RETRY_MS, SESSION_RATE_RETRY_MS);
+}
+
+void session_set_rate_limits(struct session *s, uint64_t down, uint64_t up)
+{
+  uint64_t now = uv_now(s->loop);
+  ratelimit_set_rate(&s->rl_down, down, 0, now);
+  ratelimit_set_rate(&s->rl_up, up, 0, now);
+  for (struct torrent *t = s->torrents; t; t = t->next)
+    t->rl_wait = true;                 /* a raised limit frees held-back peers */
+  session__rate_wait(s);
+}
+
+void session_get_stats(const struct session *s, struct session_stats *st)
+{
+  memset(st, 0, sizeof *st);
+  st->pending = s->npending;
+  st->peers = s->npeers;
+  st->downloaded = s->removed_down;
+  st->uploaded = s->removed_up;
+  for (const struct torrent *t = s->torrents; t; t = t->next) {
+    st->torrents++;
+    st->downloaded += t->down.total;
+    st->uploaded += t->up.total;
+    st->down_rate += t->down.per_s;
+    st->up_rate += t->up.per_s;
+  }
+}
+
+/* ---- removing one torrent ---- */
+
+static void on_torrent_stopped(void *ctx);
+
+static void on_removed(void *arg)
+{
+  struct torrent *t = arg;
+  struct session *s = t->session;
+  void (*cb)(void *) = t->removed_cb;
+  void *ctx = t->removed_ctx;
+  torrent__free(t);
+  s->removing--;
+  if (cb)
+    cb(ctx);
+  if (s->closing)
+    on_torrent_stopped(s);
+}
+
+void session_remove(struct session *s, struct torrent *t, void (*cb)(void *ctx), void *ctx)
+{
+  struct torrent **pp = &s->torrents;
+  while (*pp && *pp != t)
+    pp = &(*pp)->next;
+  if (*pp == NULL)
+    return;
+  *pp = t->next;
+  t->next = NULL;
+  memset(&t->ev, 0, sizeof t->ev);     /* no more events for the program */
+  s->removed_down += t->down.total;
+  s->removed_up += t->up.total;
+  t->removed_cb = cb;
+  t->removed_ctx = ctx;
+  s->removing++;
+  torrent__stop(t, on_removed, t);
+}
+
 /* ---- shutdown ---- */
 
 static void close_step(struct session *s)
@@ -248,6 +346,7 @@ static void close_step(struct session *s)
 static void on_http_closed(void *ctx) { close_step(ctx); }
 static void on_pending_tick_closed(uv_handle_t *h) { close_step(container_of(h, struct session, pending_tick)); }
 static void on_listener_closed(uv_handle_t *h) { close_step(h->data); }
+static void on_rl_timer_closed(uv_handle_t *h) { close_step(container_of(h, struct session, rl_timer)); }
 
 /* The http client closes only after every torrent has sent its `stopped`. */
 static void on_torrent_stopped(void *ctx)
@@ -271,12 +370,14 @@ void session_close(struct session *s, void (*cb)(void *ctx), void *ctx)
   unsigned ntorrents = 0;
   for (struct torrent *t = s->torrents; t; t = t->next)
     ntorrents++;
-  s->close_pending = ntorrents + 2 + s->nlisteners;   /* torrents, http, the timer, listeners */
+  /* torrents (and those being removed), http, the two timers, listeners */
+  s->close_pending = ntorrents + s->removing + 3 + s->nlisteners;
   uv_close((uv_handle_t *)&s->pending_tick, on_pending_tick_closed);
-  s->stopping_torrents = ntorrents;
+  uv_close((uv_handle_t *)&s->rl_timer, on_rl_timer_closed);
+  s->stopping_torrents = ntorrents + s->removing;
   for (unsigned i = 0; i < s->nlisteners; i++)
     uv_close((uv_handle_t *)&s->listener[i], on_listener_closed);
-  if (ntorrents == 0)
+  if (ntorrents + s->removing == 0)
     http_client_close(s->http, on_http_closed, s);
   for (struct torrent *t = s->torrents; t; t = t->next)
     torrent__stop(t, on_torrent_stopped, s);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/bitfield.h"
 #include "common/manifest.h"
 
 #define SESSION_DEFAULT_PORT 6881          /* first port tried when none is given */
@@ -20,6 +21,7 @@ struct session_config {
   unsigned max_peers;           /* per torrent (default 50) */
   unsigned upload_slots;        /* per torrent, optimistic included (default 4) */
   unsigned announce_floor_s;    /* shortest announce interval honoured (default 30) */
+  unsigned max_peers_global;    /* connections over all torrents, pending included (0: no cap) */
 };
 
 /* Heap-allocated; the loop is borrowed. 0 or a negative error. */
@@ -33,6 +35,27 @@ const uint8_t *session_peer_id(const struct session *s);
  * session or torrent call is allowed after this. */
 void session_close(struct session *s, void (*cb)(void *ctx), void *ctx);
 
+/* Stops one torrent as session_close would (peers closed, tracker
+ * `stopped` sent, writes finished, files closed), takes it out of the
+ * session and frees it; cb(ctx) then (may be NULL).  No event of t fires
+ * after this returns and t must not be used again.  If the session is
+ * closed meanwhile, its close waits for this to finish. */
+void session_remove(struct session *s, struct torrent *t, void (*cb)(void *ctx), void *ctx);
+
+/* Payload rate limits over every torrent, bytes/s (0 = unlimited): token
+ * buckets on the loop (common/ratelimit), smooth within a second.  The
+ * download limit paces the requests we send; the upload limit paces the
+ * blocks we serve.  Per-torrent limits apply under these. */
+void session_set_rate_limits(struct session *s, uint64_t down, uint64_t up);
+void session_set_max_peers_global(struct session *s, unsigned n);
+
+struct session_stats {
+  unsigned torrents, peers, pending;
+  uint64_t downloaded, uploaded;    /* payload bytes over all torrents, removed ones included */
+  uint64_t down_rate, up_rate;      /* sum of the torrents' smoothed rates */
+};
+void session_get_stats(const struct session *s, struct session_stats *st);
+
 /* What a torrent reports to the program that runs it. */
 struct torrent_events {
   void (*metadata)(struct torrent *t, void *ctx);           /* magnet: the info dict arrived and matched */
@@ -40,11 +63,20 @@ struct torrent_events {
   void (*complete)(struct torrent *t, void *ctx);           /* every wanted piece verified and written */
   void (*error)(struct torrent *t, int err, const char *msg, void *ctx); /* torrent stopped on an error */
   void (*tracker)(struct torrent *t, const char *url, const char *msg, void *ctx); /* tracker said something */
+  void (*file_done)(struct torrent *t, uint32_t file, void *ctx);  /* every piece of a wanted file is verified */
 };
 
 struct torrent_opts {
   const char *download_dir;     /* data lives in <dir>/<name> */
   bool skip_check;              /* data just hashed by `create`: trust it */
+  /* Resume: pieces a saved record vouches for are taken as held without
+   * reading them; of the others only those in `recheck` are hashed from
+   * disk (NULL: none), the rest are missing.  Both nbits == num_pieces.
+   * Ignored for magnets until the metadata comes (then everything is
+   * checked) and when skip_check is set. */
+  const struct bitfield *resume_have;
+  const struct bitfield *recheck;
+  bool sequential;              /* see torrent_set_sequential */
 };
 
 /* Adds a torrent; the session takes ownership of m (also on failure). */
@@ -86,6 +118,32 @@ struct torrent_stats {
 };
 void torrent_get_stats(const struct torrent *t, struct torrent_stats *st);
 const struct manifest *torrent_manifest(const struct torrent *t);
+/* Verified pieces (picker view: pieces spanning a skipped file count once
+ * verified) copied into out, which is initialised here (bitfield_free it).
+ * UV_EAGAIN before the metadata, UV_ENOMEM. */
+int torrent_copy_have(const struct torrent *t, struct bitfield *out);
+/* Per-file priorities as set (NULL: all normal); num_files entries. */
+const uint8_t *torrent_file_priorities(const struct torrent *t);
+/* Payload limits of this torrent, bytes/s (0 = unlimited), under the session's. */
+void torrent_set_rate_limits(struct torrent *t, uint64_t down, uint64_t up);
+/* Connections for this torrent (default session_config.max_peers). */
+void torrent_set_max_peers(struct torrent *t, unsigned n);
+/* Sequential download (new pieces in index order, for previewing media). */
+void torrent_set_sequential(struct torrent *t, bool on);
+/* The data folder given at add. */
+const char *torrent_download_dir(const struct torrent *t);
+
+/* One connected peer, for a listing. */
+struct torrent_peer_info {
+  char address[64];             /* "1.2.3.4:5678" / "[::1]:5678" */
+  char client[64];              /* BEP 10 "v", printable ASCII only; "" unknown */
+  bool outgoing, seed, am_choking, am_interested, peer_choking, peer_interested;
+  uint32_t have_pieces;
+  uint64_t downloaded, uploaded, down_rate, up_rate;
+};
+/* Fills up to max entries (handshaken peers); returns how many there are in all. */
+unsigned torrent_get_peers(const struct torrent *t, struct torrent_peer_info *out, unsigned max);
+
 /* Adds a peer address to connect to (from --peer, a tracker, ...). */
 void torrent_add_peer(struct torrent *t, const struct sockaddr *sa, bool manual);
 /* Starts checking the data, then transferring. */

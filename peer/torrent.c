@@ -55,12 +55,14 @@ static void link_peer(struct torrent *t, struct peer *p)
   p->torrent = t;
   DLIST_PUSH(t->peers, p);
   t->npeers++;
+  t->session->npeers++;
 }
 
 static void unlink_peer(struct torrent *t, struct peer *p)
 {
   DLIST_REMOVE(t->peers, p);
   t->npeers--;
+  t->session->npeers--;
 }
 
 /* How many pieces p has that we lack. */
@@ -185,14 +187,40 @@ static void fill_requests(struct torrent *t, struct peer *p)
     return;
   struct picker_block blocks[PEER_MAX_PIPELINE];
   int want = (int)(target - p->nreqs);
+  struct session *s = t->session;
+  uint64_t now = engine__now(s);
+  bool limited = t->rl_down.rate || s->rl_down.rate;
+  if (limited) {
+    /* ask for no more than the limits grant now (each block is paid for
+     * when requested; the data follows within about a round trip) */
+    uint64_t grant = ratelimit_take2(&t->rl_down, &s->rl_down, (uint64_t)want * PICKER_BLOCK_SIZE, now);
+    int fit = (int)(grant / PICKER_BLOCK_SIZE);
+    ratelimit_refund(&t->rl_down, grant - (uint64_t)fit * PICKER_BLOCK_SIZE);
+    ratelimit_refund(&s->rl_down, grant - (uint64_t)fit * PICKER_BLOCK_SIZE);
+    if (fit < want) {
+      t->rl_wait = true;
+      session__rate_wait(s);
+    }
+    want = fit;
+    if (want == 0)
+      return;
+  }
   int n = picker_pick(t->picker, from, p->id, blocks, want, randombytes_random());
+  if (limited && n < want) {
+    uint64_t unused = 0;
+    for (int i = n < 0 ? 0 : n; i < want; i++)
+      unused += PICKER_BLOCK_SIZE;
+    for (int i = 0; i < n; i++)
+      unused += PICKER_BLOCK_SIZE - blocks[i].length;   /* short last blocks */
+    ratelimit_refund(&t->rl_down, unused);
+    ratelimit_refund(&s->rl_down, unused);
+  }
   if (n <= 0)
     return;
   uint8_t *d;
   void *w = peer__wreq_new((size_t)n * 17, &d);
   if (w == NULL)
     return;
-  uint64_t now = engine__now(t->session);
   for (int i = 0; i < n; i++) {
     d += wire_put_request(d, WIRE_REQUEST, blocks[i].piece, blocks[i].begin, blocks[i].length);
     p->reqs[p->nreqs++] = (struct peer_req){ blocks[i].piece, blocks[i].begin, blocks[i].length, now };
@@ -479,6 +507,52 @@ static bool whole_on_disk(const struct torrent *t, uint32_t piece)
   return true;
 }
 
+/* Files touched by a piece: [*first, *end). */
+static void piece_files(const struct manifest *m, uint32_t piece, uint32_t *first, uint32_t *end)
+{
+  uint64_t start = (uint64_t)piece * m->piece_length, stop = start + manifest_piece_size(m, piece);
+  int f = manifest_file_at(m, start);
+  *first = f < 0 ? m->num_files : (uint32_t)f;
+  uint32_t e = *first;
+  while (e < m->num_files && m->files[e].offset < stop)
+    e++;
+  *end = e;
+}
+
+/* Counts, per file, the pieces touching it that we do not hold yet. */
+static void count_files_missing(struct torrent *t)
+{
+  const struct manifest *m = t->m;
+  free(t->file_missing);
+  t->file_missing = calloc(m->num_files, sizeof *t->file_missing);
+  if (t->file_missing == NULL)
+    return;                                    /* no file_done events then */
+  for (uint32_t i = 0; i < m->num_pieces; i++) {
+    if (picker_has(t->picker, i))
+      continue;
+    uint32_t f, e;
+    piece_files(m, i, &f, &e);
+    for (; f < e; f++)
+      t->file_missing[f]++;
+  }
+}
+
+static void note_files_done(struct torrent *t, uint32_t piece)
+{
+  if (t->file_missing == NULL)
+    return;
+  const struct manifest *m = t->m;
+  uint32_t f, e;
+  piece_files(m, piece, &f, &e);
+  for (; f < e; f++) {
+    if (t->file_missing[f] == 0 || --t->file_missing[f] > 0)
+      continue;
+    bool wanted = (t->file_prio == NULL || t->file_prio[f] > 0) && !(m->files[f].attr & MANIFEST_ATTR_PAD);
+    if (wanted && t->ev.file_done)
+      t->ev.file_done(t, f, t->ev_ctx);
+  }
+}
+
 static void on_piece_written(void *ctx, int status)
 {
   struct write_ctx *wc = ctx;
@@ -504,6 +578,9 @@ static void on_piece_written(void *ctx, int status)
       bitfield_set(&t->have, piece);
       broadcast_have(t, piece);
     }
+    note_files_done(t, piece);
+    if (t->state != TORRENT_DOWNLOADING)
+      return;                                  /* the program stopped us */
     if (picker_done(t->picker)) {
       become_seed(t);
       return;
@@ -650,18 +727,36 @@ void torrent__serve(struct torrent *t, struct peer *p)
     struct peer_req first = p->inq[p->inq_head];
     uint32_t blen[SPAN_BLOCKS], len = 0;
     unsigned nb = 0;
+    struct session *s = t->session;
+    bool limited = t->rl_up.rate || s->rl_up.rate;
+    uint64_t now = limited ? engine__now(s) : 0;
     while (p->inq_len > 0 && nb < SPAN_BLOCKS) {
       struct peer_req rq = p->inq[p->inq_head];
       if (rq.piece != first.piece || rq.begin != first.begin + len || len + rq.length > PEER_SPAN_MAX)
         break;
+      uint64_t g = limited ? ratelimit_take2(&t->rl_up, &s->rl_up, rq.length, now) : rq.length;
+      if (g < rq.length) {
+        ratelimit_refund(&t->rl_up, g);
+        ratelimit_refund(&s->rl_up, g);
+        t->rl_wait = true;
+        session__rate_wait(s);
+        break;
+      }
       blen[nb++] = rq.length;
       len += rq.length;
       p->inq_head = (p->inq_head + 1) % PEER_MAX_INCOMING_REQUESTS;
       p->inq_len--;
     }
+    if (nb == 0)
+      return;                                  /* held back by a rate limit */
     struct span *sp = malloc(sizeof *sp + len);
-    if (sp == NULL)
+    if (sp == NULL) {
+      if (limited) {
+        ratelimit_refund(&t->rl_up, len);
+        ratelimit_refund(&s->rl_up, len);
+      }
       return;
+    }
     sp->p = p;
     sp->piece = first.piece;
     sp->begin = first.begin;
@@ -671,6 +766,10 @@ void torrent__serve(struct torrent *t, struct peer *p)
     int r = storage_read(t->storage, first.piece, first.begin, len, sp->data, on_span_read, sp);
     if (r < 0) {
       free(sp);
+      if (limited) {
+        ratelimit_refund(&t->rl_up, len);
+        ratelimit_refund(&s->rl_up, len);
+      }
       return;
     }
     p->reads_in_flight++;
@@ -1063,7 +1162,7 @@ int torrent__attach_incoming(struct session *s, struct peer *p, const struct wir
     return SHOAL_ENOTFOUND;
   if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING && t->state != TORRENT_METADATA)
     return SHOAL_ENOTFOUND;
-  if (t->npeers >= t->session->cfg.max_peers)
+  if (t->npeers >= t->max_peers)
     return UV_EMFILE;
   if (is_banned(t, h->peer_id))
     return SHOAL_EPROTO;
@@ -1116,8 +1215,9 @@ static void try_connect(struct torrent *t)
   if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING && t->state != TORRENT_METADATA)
     return;
   uint64_t now = engine__now(t->session);
-  unsigned max = t->session->cfg.max_peers;
-  for (unsigned k = 0; k < t->book.n && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN; k++) {
+  unsigned max = t->max_peers;
+  for (unsigned k = 0; k < t->book.n && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN &&
+                       !session__full(t->session); k++) {
     unsigned i = (t->addr_cursor + k) % t->book.n;
     struct addr_entry *e = &t->book.e[i];
     if (e->connected || e->banned || e->self || e->next_try_ms > now || (e->seed && t->state == TORRENT_SEEDING))
@@ -1299,9 +1399,14 @@ static void on_checked(void *ctx, int status)
     fail_torrent_msg(t, SHOAL_EPATH, msg);
     return;
   }
-  for (uint32_t i = 0; i < t->m->num_pieces; i++)
-    if (bitfield_get(&t->have, i))
-      picker_have(t->picker, i);
+  for (uint32_t i = 0; i < t->m->num_pieces; i++) {
+    if (!bitfield_get(&t->have, i))
+      continue;
+    picker_have(t->picker, i);
+    if (!whole_on_disk(t, i))
+      bitfield_clear(&t->have, i);             /* held, but part of it is not kept: not announced */
+  }
+  count_files_missing(t);
   LOG_INFO("%s: %u of %u pieces already here", t->m->name, t->have.count, t->m->num_pieces);
   t->state = TORRENT_DOWNLOADING;
   if (!uv_is_active((uv_handle_t *)&t->tick))
@@ -1349,7 +1454,93 @@ int torrent_start(struct torrent *t)
     on_checked(t, 0);
     return 0;
   }
+  if (t->use_resume) {
+    /* trusted pieces stay set; only the ones to recheck are read */
+    memcpy(t->have.bits, t->resume_have.bits, bitfield_bytes(t->have.nbits));
+    t->have.count = t->resume_have.count;
+    return storage_check_some(t->storage, &t->have, &t->recheck, on_check_progress, on_checked, t);
+  }
   return storage_check(t->storage, &t->have, on_check_progress, on_checked, t);
+}
+
+/* ---- controls ---- */
+
+void torrent__rate_retry(struct torrent *t)
+{
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+    return;
+  for (struct peer *p = t->peers; p; p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    fill_requests(t, p);
+    torrent__serve(t, p);
+  }
+}
+
+void torrent_set_rate_limits(struct torrent *t, uint64_t down, uint64_t up)
+{
+  uint64_t now = engine__now(t->session);
+  ratelimit_set_rate(&t->rl_down, down, 0, now);
+  ratelimit_set_rate(&t->rl_up, up, 0, now);
+  t->rl_wait = true;
+  session__rate_wait(t->session);
+}
+
+void torrent_set_max_peers(struct torrent *t, unsigned n) { t->max_peers = n ? n : 1; }
+
+void torrent_set_sequential(struct torrent *t, bool on)
+{
+  t->sequential = on;
+  if (t->picker)
+    picker_set_sequential(t->picker, on);
+}
+
+const char *torrent_download_dir(const struct torrent *t) { return t->dir; }
+const uint8_t *torrent_file_priorities(const struct torrent *t) { return t->file_prio; }
+
+int torrent_copy_have(const struct torrent *t, struct bitfield *out)
+{
+  if (!t->has_metadata || t->picker == NULL)
+    return UV_EAGAIN;
+  if (bitfield_init(out, t->m->num_pieces) < 0)
+    return UV_ENOMEM;
+  if (t->state == TORRENT_CHECKING)
+    return 0;                                  /* not known yet: nothing vouched for */
+  for (uint32_t i = 0; i < t->m->num_pieces; i++)
+    if (picker_has(t->picker, i))
+      bitfield_set(out, i);
+  return 0;
+}
+
+unsigned torrent_get_peers(const struct torrent *t, struct torrent_peer_info *out, unsigned max)
+{
+  unsigned n = 0;
+  for (const struct peer *p = t->peers; p; p = p->next) {
+    if (p->state != PEER_ACTIVE)
+      continue;
+    if (n < max) {
+      struct torrent_peer_info *o = &out[n];
+      memset(o, 0, sizeof *o);
+      snprintf(o->address, sizeof o->address, "%s", p->name);
+      size_t k = 0;
+      for (const char *c = p->ext.v; *c && k + 1 < sizeof o->client; c++)
+        o->client[k++] = (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+      o->client[k] = 0;
+      o->outgoing = p->outgoing;
+      o->seed = p->seed;
+      o->am_choking = p->am_choking;
+      o->am_interested = p->am_interested;
+      o->peer_choking = p->peer_choking;
+      o->peer_interested = p->peer_interested;
+      o->have_pieces = p->have.bits ? p->have.count : 0;
+      o->downloaded = p->down.total;
+      o->uploaded = p->up.total;
+      o->down_rate = p->down.per_s;
+      o->up_rate = p->up.per_s;
+    }
+    n++;
+  }
+  return n;
 }
 
 void torrent_get_stats(const struct torrent *t, struct torrent_stats *st)
@@ -1391,6 +1582,7 @@ static int setup_pieces(struct torrent *t)
   if (t->pbuf == NULL || t->picker == NULL || bitfield_init(&t->have, m->num_pieces) < 0)
     return UV_ENOMEM;
   picker_set_max_active(t->picker, MAX(2u, TORRENT_ACTIVE_BYTES / m->piece_length));
+  picker_set_sequential(t->picker, t->sequential);
   return storage_open(&t->storage, t->session->loop, m, t->dir);
 }
 
@@ -1410,6 +1602,10 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
     t->ev = *ev;
   t->ev_ctx = ctx;
   t->skip_check = opts->skip_check;
+  t->max_peers = s->cfg.max_peers;
+  t->sequential = opts->sequential;
+  ratelimit_init(&t->rl_down, 0, 0, uv_now(s->loop));
+  ratelimit_init(&t->rl_up, 0, 0, uv_now(s->loop));
   ext_md_asm_init(&t->md, m->infohash);
   t->dir = strdup(opts->download_dir ? opts->download_dir : ".");
   t->id_used = calloc(65536 / 8, 1);
@@ -1421,6 +1617,22 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
     goto fail;
   if (t->has_metadata && (r = setup_pieces(t)) < 0)
     goto fail;
+  if (t->has_metadata && opts->resume_have && !opts->skip_check) {
+    r = UV_EINVAL;
+    uint32_t n = m->num_pieces;
+    if (opts->resume_have->nbits != n || (opts->recheck && opts->recheck->nbits != n))
+      goto fail;
+    r = UV_ENOMEM;
+    if (bitfield_init(&t->resume_have, n) < 0 || bitfield_init(&t->recheck, n) < 0)
+      goto fail;
+    for (uint32_t i = 0; i < n; i++) {
+      if (bitfield_get(opts->resume_have, i))
+        bitfield_set(&t->resume_have, i);
+      if (opts->recheck && bitfield_get(opts->recheck, i))
+        bitfield_set(&t->recheck, i);
+    }
+    t->use_resume = true;
+  }
   uv_timer_init(s->loop, &t->tick);
   *out = t;
   return 0;
@@ -1539,6 +1751,9 @@ void torrent__free(struct torrent *t)
   ext_md_asm_free(&t->md);
   free(t->pex_prev);
   free(t->file_prio);
+  free(t->file_missing);
+  bitfield_free(&t->resume_have);
+  bitfield_free(&t->recheck);
   for (unsigned k = 0; k < TORRENT_MAX_SUSPECTS; k++)
     suspect_free(&t->suspects[k]);
   free(t->banned);
