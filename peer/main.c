@@ -16,12 +16,15 @@
 
 #include "common/compact.h"
 #include "common/err.h"
+#include "common/filesel.h"
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/magnet.h"
 #include "common/manifest.h"
 #include "common/util.h"
 #include "peer/create.h"
+#include "peer/daemon.h"
+#include "peer/remote.h"
 #include "peer/session.h"
 
 #define EXIT_RUNTIME 1
@@ -43,6 +46,10 @@ static const char usage_text[] =
   "            [--peer HOST:PORT]... [--port N] [--bind ADDR]\n"
   "      download into DIR (default .), checking what is already there; exit 0 when complete;\n"
   "      LIST is file indexes as `shoal info` shows them, e.g. 0,3-5\n"
+  "  shoal daemon [--config-dir DIR] [--download-dir DIR] [--rpc-port N] [--port N] [--foreground]\n"
+  "      a long-lived node that keeps many torrents; settings in DIR/settings.json\n"
+  "  shoal remote [--config-dir DIR] [--json] COMMAND ...   (shoal remote --help for the commands)\n"
+  "      control a running daemon: add, list, info, pause, resume, remove, verify, limits, peers, stats\n"
   "\n"
   "common options: -q (quiet), -v (verbose, twice for debug), -h (help)\n"
   "  --port N         listening port (default 6881, or the next free one up to 6890, then any)\n"
@@ -571,41 +578,6 @@ static void on_progress_timer(uv_timer_t *h)
   draw_progress(a, false);
 }
 
-/* "0,3-5" -> sel[i] = 1 for the listed files.  0, or -1 with a message. */
-static int parse_file_list(const char *list, uint8_t *sel, uint32_t nfiles, char *err, size_t errlen)
-{
-  const char *p = list;
-  while (*p) {
-    char *end;
-    errno = 0;
-    unsigned long a = strtoul(p, &end, 10), b = a;
-    if (end == p || errno || *p == '-' || *p == '+')
-      goto bad;
-    if (*end == '-') {
-      const char *q = end + 1;
-      b = strtoul(q, &end, 10);
-      if (end == q || errno || *q == '-' || *q == '+' || b < a)
-        goto bad;
-    }
-    if (b >= nfiles) {
-      snprintf(err, errlen, "file index %lu is out of range (the torrent has %u files, 0 to %u)", b, nfiles,
-               nfiles - 1);
-      return -1;
-    }
-    for (unsigned long i = a; i <= b; i++)
-      sel[i] = 1;
-    if (*end == ',')
-      end++;
-    else if (*end != '\0')
-      goto bad;
-    p = end;
-  }
-  return 0;
-bad:
-  snprintf(err, errlen, "bad file list '%s': want indexes like 0,3-5", list);
-  return -1;
-}
-
 /* --only / --skip / the magnet's `so`: which files to download. */
 static int apply_selection(struct app *a, struct torrent *t)
 {
@@ -621,7 +593,7 @@ static int apply_selection(struct app *a, struct torrent *t)
   if (from_magnet) {
     for (uint32_t i = 0; i < m->num_files; i++)
       prio[i] = magnet_file_selected(a->mg, i);
-  } else if (parse_file_list(list, prio, m->num_files, err, sizeof err) < 0) {
+  } else if (filesel_parse(list, prio, m->num_files, err, sizeof err) < 0) {
     fprintf(stderr, "shoal: %s\n", err);
     free(prio);
     return -1;
@@ -955,5 +927,9 @@ int main(int argc, char **argv)
     return cmd_seed(argc - 1, argv + 1);
   if (!strcmp(cmd, "get"))
     return cmd_get(argc - 1, argv + 1);
+  if (!strcmp(cmd, "daemon"))
+    return daemon_main(argc - 1, argv + 1);
+  if (!strcmp(cmd, "remote"))
+    return remote_main(argc - 1, argv + 1);
   die_usage("unknown command '%s'", cmd);
 }
