@@ -15,7 +15,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 
-#define NKEYS 15   /* content keys, all required */
+#define NKEYS 19   /* content keys, all required */
 
 void resume_free(struct resume *r)
 {
@@ -48,6 +48,12 @@ static int check_record(const struct resume *r, int code, char *err, size_t errl
     return shoal_fail(err, errlen, code, "resume: byte counters out of range");
   if (r->seed_ratio_milli < -1 || r->seed_idle_s < -1)
     return shoal_fail(err, errlen, code, "resume: seed limits below -1");
+  if (r->rate_down > RATELIMIT_MAX)
+    return shoal_fail(err, errlen, code, "resume: rate_down above %llu bytes/s", (unsigned long long)RATELIMIT_MAX);
+  if (r->rate_up > RATELIMIT_MAX)
+    return shoal_fail(err, errlen, code, "resume: rate_up above %llu bytes/s", (unsigned long long)RATELIMIT_MAX);
+  if (r->max_peers > RESUME_MAX_PEERS)
+    return shoal_fail(err, errlen, code, "resume: max_peers %u above %u", r->max_peers, RESUME_MAX_PEERS);
   if (r->have.nbits > RESUME_MAX_PIECES)
     return shoal_fail(err, errlen, code, "resume: more than %u pieces", RESUME_MAX_PIECES);
   if (r->have.nbits && r->have.bits == NULL)
@@ -94,8 +100,12 @@ int resume_encode(const struct resume *r, struct buf *out, char *err, size_t err
   if ((rc = bencode_put_kv_int(out, "format", RESUME_FORMAT)) ||
       (rc = bencode_put_kv_str(out, "have", r->have.bits, bitfield_bytes(r->have.nbits))) ||
       (rc = bencode_put_kv_str(out, "info_hash", r->infohash, 20)) ||
+      (rc = bencode_put_kv_int(out, "max_peers", r->max_peers)) ||
       (rc = bencode_put_kv_cstr(out, "name", r->name ? r->name : "")) ||
       (rc = bencode_put_kv_int(out, "pieces", r->have.nbits)) ||
+      (rc = bencode_put_kv_int(out, "position", r->position)) ||
+      (rc = bencode_put_kv_int(out, "rate_down", (int64_t)r->rate_down)) ||
+      (rc = bencode_put_kv_int(out, "rate_up", (int64_t)r->rate_up)) ||
       (rc = bencode_put_kv_int(out, "seed_idle_limit", r->seed_idle_s)) ||
       (rc = bencode_put_kv_int(out, "seed_ratio_limit", r->seed_ratio_milli)) ||
       (rc = bencode_put_kv_int(out, "sequential", r->sequential ? 1 : 0)) ||
@@ -148,8 +158,9 @@ static int take_int(const struct bencode_doc *d, int tok, int64_t lo, int64_t hi
 }
 
 static const char *const content_keys[NKEYS] = {
-  "added", "dir", "downloaded", "error", "files", "format", "have", "info_hash", "name",
-  "pieces", "seed_idle_limit", "seed_ratio_limit", "sequential", "state", "uploaded",
+  "added", "dir", "downloaded", "error", "files", "format", "have", "info_hash", "max_peers",
+  "name", "pieces", "position", "rate_down", "rate_up", "seed_idle_limit", "seed_ratio_limit",
+  "sequential", "state", "uploaded",
 };
 
 /* Reads the sealed content dict (token c) into r. */
@@ -192,6 +203,19 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
       (rc = take_int(d, bencode_dict_get(d, c, "sequential"), 0, 1, "sequential", &v, err, errlen)))
     return rc;
   r->sequential = v == 1;
+  if ((rc = take_int(d, bencode_dict_get(d, c, "position"), 0, UINT32_MAX, "position", &v, err, errlen)))
+    return rc;
+  r->position = (uint32_t)v;
+  if ((rc = take_int(d, bencode_dict_get(d, c, "rate_down"), 0, (int64_t)RATELIMIT_MAX, "rate_down", &v, err,
+                     errlen)))
+    return rc;
+  r->rate_down = (uint64_t)v;
+  if ((rc = take_int(d, bencode_dict_get(d, c, "rate_up"), 0, (int64_t)RATELIMIT_MAX, "rate_up", &v, err, errlen)))
+    return rc;
+  r->rate_up = (uint64_t)v;
+  if ((rc = take_int(d, bencode_dict_get(d, c, "max_peers"), 0, RESUME_MAX_PEERS, "max_peers", &v, err, errlen)))
+    return rc;
+  r->max_peers = (uint32_t)v;
   if ((rc = take_str(d, bencode_dict_get(d, c, "dir"), RESUME_MAX_STR, "dir", &r->download_dir, err, errlen)) ||
       (rc = take_str(d, bencode_dict_get(d, c, "name"), RESUME_MAX_STR, "name", &r->name, err, errlen)) ||
       (rc = take_str(d, bencode_dict_get(d, c, "error"), RESUME_MAX_ERROR, "error", &r->error, err, errlen)))

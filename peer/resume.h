@@ -9,6 +9,7 @@
 #include "common/bitfield.h"
 #include "common/buf.h"
 #include "common/manifest.h"
+#include "common/ratelimit.h"
 
 /* The file:
  *   d 7:content d <fields, keys ascending> e 4:sha1 20:<SHA-1 of the content value's bytes> e
@@ -16,7 +17,9 @@
  * downloaded (int), error (str), files (str: 21 bytes per file: size int64
  * BE, mtime seconds int64 BE, mtime nanoseconds uint32 BE, priority u8),
  * format (int, RESUME_FORMAT), have (str: the bitfield, BEP 3 bit order),
- * info_hash (20-byte str), name (str), pieces (int), seed_idle_limit (int),
+ * info_hash (20-byte str), max_peers (int, 0..RESUME_MAX_PEERS), name (str),
+ * pieces (int), position (int, 0..UINT32_MAX), rate_down (int,
+ * 0..RATELIMIT_MAX), rate_up (int, 0..RATELIMIT_MAX), seed_idle_limit (int),
  * seed_ratio_limit (int, thousandths), sequential (0/1), state ("active" /
  * "paused"), uploaded (int). */
 #define RESUME_FORMAT 1
@@ -26,6 +29,7 @@
 #define RESUME_MAX_STR 4096u               /* bytes of name and of download dir */
 #define RESUME_MAX_ERROR 1024u             /* bytes of the error text */
 #define RESUME_FILE_RECORD 21u             /* bytes per file in "files" */
+#define RESUME_MAX_PEERS 10000u            /* largest max_peers */
 
 enum resume_state { RESUME_PAUSED = 0, RESUME_ACTIVE = 1 };
 
@@ -41,7 +45,8 @@ struct resume_file {
  * (resume_free).  Rules (checked by encode and parse alike): download_dir
  * absolute, name and download_dir at most RESUME_MAX_STR bytes, error at
  * most RESUME_MAX_ERROR, no NUL in any (they are C strings); counters and
- * added >= 0 and <= INT64_MAX; seed limits >= -1; files and pieces within
+ * added >= 0 and <= INT64_MAX; seed limits >= -1; rate_down and rate_up
+ * <= RATELIMIT_MAX; max_peers <= RESUME_MAX_PEERS; files and pieces within
  * their maximums; every file's mtime_ns < 10^9, size >= -1, priority <= 2. */
 struct resume {
   uint8_t infohash[20];
@@ -57,6 +62,10 @@ struct resume {
   int64_t seed_ratio_milli;  /* -1 = the global setting, 0 = none, else ratio x 1000 */
   int64_t seed_idle_s;       /* -1 = the global setting, 0 = none, else seconds */
   bool sequential;           /* download pieces in order */
+  uint32_t position;         /* queue order, lower runs first */
+  uint64_t rate_down;        /* this torrent's payload limit, bytes/s, 0 = none */
+  uint64_t rate_up;          /* likewise, for upload */
+  uint32_t max_peers;        /* connections for this torrent, 0 = the global setting */
   char *error;               /* "" = none; the torrent is stopped on error */
 };
 

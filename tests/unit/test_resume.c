@@ -39,6 +39,10 @@ static void sample(struct resume *r)
   r->seed_ratio_milli = 1500;
   r->seed_idle_s = -1;
   r->sequential = true;
+  r->position = 7;
+  r->rate_down = 1048576;
+  r->rate_up = 65536;
+  r->max_peers = 80;
   r->error = strdup("disk full");
 }
 
@@ -65,6 +69,10 @@ static void assert_same(const struct resume *a, const struct resume *b)
   ck_assert_int_eq(a->seed_ratio_milli, b->seed_ratio_milli);
   ck_assert_int_eq(a->seed_idle_s, b->seed_idle_s);
   ck_assert(a->sequential == b->sequential);
+  ck_assert_uint_eq(a->position, b->position);
+  ck_assert_uint_eq(a->rate_down, b->rate_down);
+  ck_assert_uint_eq(a->rate_up, b->rate_up);
+  ck_assert_uint_eq(a->max_peers, b->max_peers);
   ck_assert_str_eq(a->error, b->error);
 }
 
@@ -137,6 +145,10 @@ START_TEST(test_round_trip_magnet)
   ck_assert_ptr_null(b.files);
   ck_assert_uint_eq(b.infohash[19], 0xff);
   ck_assert_uint_eq(b.state, RESUME_PAUSED);
+  ck_assert_uint_eq(b.position, 0);
+  ck_assert_uint_eq(b.rate_down, 0);
+  ck_assert_uint_eq(b.rate_up, 0);
+  ck_assert_uint_eq(b.max_peers, 0);
   resume_free(&a);
   resume_free(&b);
   buf_free(&enc);
@@ -275,7 +287,7 @@ static void kvs_from_sample(struct kvs *k)
     ck_assert_int_eq(buf_append(&k->val[k->n], enc.p + vt->raw_off, vt->raw_len), 0);
     k->n++;
   }
-  ck_assert_int_eq(k->n, 15);
+  ck_assert_int_eq(k->n, 19);
   bencode_free(&d);
   buf_free(&enc);
   resume_free(&a);
@@ -371,8 +383,10 @@ END_TEST
 START_TEST(test_missing_each_key)
 {
   static const char *keys[] = { "added", "dir", "downloaded", "error", "files", "format", "have",
-                                "info_hash", "name", "pieces", "seed_idle_limit", "seed_ratio_limit",
-                                "sequential", "state", "uploaded" };
+                                "info_hash", "max_peers", "name", "pieces", "position", "rate_down",
+                                "rate_up", "seed_idle_limit", "seed_ratio_limit", "sequential", "state",
+                                "uploaded" };
+  ck_assert_uint_eq(sizeof keys / sizeof keys[0], 19);
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     struct kvs k;
@@ -431,6 +445,25 @@ START_TEST(test_bad_content)
     { "files", "20:aaaaaaaaaaaaaaaaaaaa", "files" },
     { "files", "22:aaaaaaaaaaaaaaaaaaaaaa", "files" },
     { "files", "le", "files" },
+    { "position", "i-1e", "\"position\" = -1 out of range" },
+    { "position", "i4294967296e", "\"position\" = 4294967296 out of range" },
+    { "position", "i-9223372036854775808e", "position" },
+    { "position", "1:0", "position" },
+    { "position", "le", "position" },
+    { "rate_down", "i-1e", "\"rate_down\" = -1 out of range" },
+    { "rate_down", "i1099511627777e", "\"rate_down\" = 1099511627777 out of range" },
+    { "rate_down", "i9223372036854775807e", "rate_down" },
+    { "rate_down", "4:1000", "rate_down" },
+    { "rate_down", "de", "rate_down" },
+    { "rate_up", "i-1e", "\"rate_up\" = -1 out of range" },
+    { "rate_up", "i1099511627777e", "\"rate_up\" = 1099511627777 out of range" },
+    { "rate_up", "0:", "rate_up" },
+    { "rate_up", "li1ee", "rate_up" },
+    { "max_peers", "i-1e", "\"max_peers\" = -1 out of range" },
+    { "max_peers", "i10001e", "\"max_peers\" = 10001 out of range" },
+    { "max_peers", "i4294967295e", "max_peers" },
+    { "max_peers", "2:80", "max_peers" },
+    { "max_peers", "de", "max_peers" },
   };
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
@@ -600,10 +633,122 @@ START_TEST(test_encode_rejects)
   a.added = -1;
   ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
   a.added = 0;
+  /* The per-torrent limits: one past the maximum and the type's maximum. */
+  a.rate_down = RATELIMIT_MAX + 1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "rate_down"));
+  a.rate_down = UINT64_MAX;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "rate_down"));
+  a.rate_down = RATELIMIT_MAX;
+  a.rate_up = RATELIMIT_MAX + 1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "rate_up"));
+  a.rate_up = UINT64_MAX;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "rate_up"));
+  a.rate_up = RATELIMIT_MAX;
+  a.max_peers = RESUME_MAX_PEERS + 1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "max_peers"));
+  a.max_peers = UINT32_MAX;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "max_peers"));
+  a.max_peers = RESUME_MAX_PEERS;
   ck_assert_ptr_null(enc.p);
   encode_ok(&a, &enc);
   buf_free(&enc);
   resume_free(&a);
+}
+END_TEST
+
+START_TEST(test_round_trip_limits)
+{
+  /* The queue position and per-torrent limits at both ends of their ranges. */
+  static const struct { uint32_t position; uint64_t down, up; uint32_t peers; const char *text; } ends[] = {
+    { 0, 0, 0, 0, "9:max_peersi0e4:name14:Some Linux ISO6:piecesi21e8:positioni0e9:rate_downi0e7:rate_upi0e" },
+    { UINT32_MAX, RATELIMIT_MAX, RATELIMIT_MAX, RESUME_MAX_PEERS,
+      "9:max_peersi10000e4:name14:Some Linux ISO6:piecesi21e8:positioni4294967295e"
+      "9:rate_downi1099511627776e7:rate_upi1099511627776e" },
+    { 1, 1, RATELIMIT_MAX - 1, 1,
+      "9:max_peersi1e4:name14:Some Linux ISO6:piecesi21e8:positioni1e9:rate_downi1e7:rate_upi1099511627775e" },
+  };
+  char err[SHOAL_ERRLEN];
+  for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+    struct resume a, b;
+    struct buf enc, enc2;
+    sample(&a);
+    a.position = ends[i].position;
+    a.rate_down = ends[i].down;
+    a.rate_up = ends[i].up;
+    a.max_peers = ends[i].peers;
+    encode_ok(&a, &enc);
+    /* The keys sit in ascending order with exactly these values. */
+    ck_assert_ptr_nonnull(memmem(enc.p, enc.len, ends[i].text, strlen(ends[i].text)));
+    ck_assert_msg(resume_parse(enc.p, enc.len, &b, err, sizeof err) == 0, "case %zu: %s", i, err);
+    assert_same(&a, &b);
+    ck_assert_uint_eq(b.position, ends[i].position);
+    ck_assert_uint_eq(b.rate_down, ends[i].down);
+    ck_assert_uint_eq(b.rate_up, ends[i].up);
+    ck_assert_uint_eq(b.max_peers, ends[i].peers);
+    encode_ok(&b, &enc2);
+    ck_assert_uint_eq(enc.len, enc2.len);
+    ck_assert_mem_eq(enc.p, enc2.p, enc.len);
+    buf_free(&enc2);
+    buf_free(&enc);
+    resume_free(&a);
+    resume_free(&b);
+  }
+  /* The parse accepts the same extremes written by hand and resealed. */
+  struct kvs k;
+  kvs_from_sample(&k);
+  kvs_set_str(&k, "position", "i4294967295e");
+  kvs_set_str(&k, "rate_down", "i1099511627776e");
+  kvs_set_str(&k, "rate_up", "i0e");
+  kvs_set_str(&k, "max_peers", "i10000e");
+  ck_assert_msg(parse_kvs(&k, err) == 0, "%s", err);
+  kvs_free(&k);
+}
+END_TEST
+
+START_TEST(test_content_key_order)
+{
+  /* The content keys must come in ascending order, as the encoder writes
+   * them; swapping a new key with its neighbour is refused as malformed. */
+  static const char *pairs[][2] = {
+    { "rate_down", "rate_up" }, { "pieces", "position" }, { "max_peers", "name" },
+    { "info_hash", "max_peers" }, { "rate_up", "seed_idle_limit" },
+  };
+  char err[SHOAL_ERRLEN];
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    struct kvs k;
+    kvs_from_sample(&k);
+    int x = kvs_find(&k, pairs[i][0]), y = kvs_find(&k, pairs[i][1]);
+    ck_assert_int_ge(x, 0);
+    ck_assert_int_eq(y, x + 1);   /* neighbours in the encoder's order */
+    char key[32];
+    struct buf v;
+    memcpy(key, k.key[x], sizeof key);
+    memcpy(k.key[x], k.key[y], sizeof key);
+    memcpy(k.key[y], key, sizeof key);
+    v = k.val[x];
+    k.val[x] = k.val[y];
+    k.val[y] = v;
+    int r = parse_kvs(&k, err);
+    ck_assert_msg(r == SHOAL_EBENCODE, "%s before %s: %d (%s)", pairs[i][1], pairs[i][0], r, err);
+    kvs_free(&k);
+  }
+  /* A new key given twice is refused as well. */
+  struct kvs k;
+  kvs_from_sample(&k);
+  int p = kvs_find(&k, "position");
+  memmove(&k.key[p + 1], &k.key[p], (size_t)(k.n - p) * sizeof k.key[0]);
+  memmove(&k.val[p + 1], &k.val[p], (size_t)(k.n - p) * sizeof k.val[0]);
+  k.n++;
+  buf_init(&k.val[p], 64);
+  ck_assert_int_eq(buf_append_str(&k.val[p], "i1e"), 0);
+  ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EBENCODE);
+  kvs_free(&k);
 }
 END_TEST
 
@@ -889,6 +1034,8 @@ Suite *resume_suite(void)
   tcase_add_test(tc, test_bad_content);
   tcase_add_test(tc, test_bad_binary_content);
   tcase_add_test(tc, test_outer_shape);
+  tcase_add_test(tc, test_round_trip_limits);
+  tcase_add_test(tc, test_content_key_order);
   tcase_add_test(tc, test_encode_rejects);
   tcase_add_test(tc, test_path);
   tcase_add_test(tc, test_trust);
