@@ -690,7 +690,6 @@ static void ev_metadata(struct torrent *t, void *ctx)
   buf_free(&b);
   free(x->magnet);
   x->magnet = NULL;
-  LOG_INFO("%s: metadata received", m->name);
   dt_mark_dirty(x, true);
 }
 
@@ -1974,5 +1973,19 @@ int daemon_main(int argc, char **argv)
   uv_run(d->loop, UV_RUN_DEFAULT);
 
   LOG_WARN("stopped");
+  for (struct dt *x = d->list, *next; x; x = next) {
+    next = x->next;
+    dt_free(x);
+  }
+  for (unsigned i = 0; i < d->noverrides; i++)
+    free(d->overrides[i]);
+  free(d->overrides);
+  settings_free(&d->set);
+  free(d->config_dir);
+  free(d->torrents_dir);
+  free(d->resume_dir);
+  free(d->settings_path);
+  uv_loop_close(d->loop);
+  close(lock_fd);
   return d->exit_code;
 }
