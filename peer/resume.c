@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 #include "common/err.h"
 #include "common/hash.h"
 
-#define NKEYS 19   /* content keys, all required */
+#define NKEYS 20   /* content keys, all required */
 
 void resume_free(struct resume *r)
 {
@@ -23,6 +24,7 @@ void resume_free(struct resume *r)
   free(r->download_dir);
   free(r->error);
   free(r->files);
+  free(r->peers);
   bitfield_free(&r->have);
   memset(r, 0, sizeof *r);
 }
@@ -67,6 +69,22 @@ static int check_record(const struct resume *r, int code, char *err, size_t errl
     if (f->size < -1 || f->mtime_ns < 0 || f->mtime_ns > 999999999 || f->priority > 2)
       return shoal_fail(err, errlen, code, "resume: file %u: bad size, mtime or priority", i);
   }
+  if (r->num_peers > RESUME_MAX_PEERS_SAVED)
+    return shoal_fail(err, errlen, code, "resume: \"peers\" holds %u addresses, more than %u", r->num_peers,
+                      RESUME_MAX_PEERS_SAVED);
+  if (r->num_peers && r->peers == NULL)
+    return shoal_fail(err, errlen, code, "resume: \"peers\" list missing");
+  for (uint32_t i = 0; i < r->num_peers; i++) {
+    const struct resume_peer *pe = &r->peers[i];
+    if (pe->family != 4 && pe->family != 6)
+      return shoal_fail(err, errlen, code, "resume: \"peers\" entry %u: family %u, not 4 or 6", i, pe->family);
+    if (pe->port == 0)
+      return shoal_fail(err, errlen, code, "resume: \"peers\" entry %u: port 0", i);
+    if (pe->family == 4)
+      for (int b = 4; b < 16; b++)
+        if (pe->addr[b] != 0)
+          return shoal_fail(err, errlen, code, "resume: \"peers\" entry %u: IPv4 address with bytes past the 4th", i);
+  }
   return 0;
 }
 
@@ -102,7 +120,18 @@ int resume_encode(const struct resume *r, struct buf *out, char *err, size_t err
       (rc = bencode_put_kv_str(out, "info_hash", r->infohash, 20)) ||
       (rc = bencode_put_kv_int(out, "max_peers", r->max_peers)) ||
       (rc = bencode_put_kv_cstr(out, "name", r->name ? r->name : "")) ||
-      (rc = bencode_put_kv_int(out, "pieces", r->have.nbits)) ||
+      (rc = bencode_put_cstr(out, "peers")) ||
+      (rc = buf_printf(out, "%zu:", (size_t)r->num_peers * RESUME_PEER_RECORD)))
+    goto out;
+  for (uint32_t i = 0; i < r->num_peers; i++) {
+    uint8_t prec[RESUME_PEER_RECORD];
+    prec[0] = r->peers[i].family;
+    memcpy(prec + 1, r->peers[i].addr, 16);
+    put_u16be(prec + 17, r->peers[i].port);
+    if ((rc = buf_append(out, prec, sizeof prec)) != 0)
+      goto out;
+  }
+  if ((rc = bencode_put_kv_int(out, "pieces", r->have.nbits)) ||
       (rc = bencode_put_kv_int(out, "position", r->position)) ||
       (rc = bencode_put_kv_int(out, "rate_down", (int64_t)r->rate_down)) ||
       (rc = bencode_put_kv_int(out, "rate_up", (int64_t)r->rate_up)) ||
@@ -159,7 +188,7 @@ static int take_int(const struct bencode_doc *d, int tok, int64_t lo, int64_t hi
 
 static const char *const content_keys[NKEYS] = {
   "added", "dir", "downloaded", "error", "files", "format", "have", "info_hash", "max_peers",
-  "name", "pieces", "position", "rate_down", "rate_up", "seed_idle_limit", "seed_ratio_limit",
+  "name", "peers", "pieces", "position", "rate_down", "rate_up", "seed_idle_limit", "seed_ratio_limit",
   "sequential", "state", "uploaded",
 };
 
@@ -267,6 +296,25 @@ static int parse_content(const struct bencode_doc *d, int c, struct resume *r, c
     r->files[i].mtime_ns = ns > INT32_MAX ? -1 : (int32_t)ns;
     r->files[i].priority = prio;
   }
+  /* Peers given by hand; their values are checked by check_record. */
+  if (bencode_get_str(d, bencode_dict_get(d, c, "peers"), &p, &n))
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"peers\" missing or not a string");
+  if (n % RESUME_PEER_RECORD || n / RESUME_PEER_RECORD > RESUME_MAX_PEERS_SAVED)
+    return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"peers\" is %zu bytes: not whole %u-byte records "
+                "or more than %u peers", n, RESUME_PEER_RECORD, RESUME_MAX_PEERS_SAVED);
+  uint32_t np = (uint32_t)(n / RESUME_PEER_RECORD);
+  if (np) {
+    r->peers = calloc(np, sizeof *r->peers);
+    if (r->peers == NULL)
+      return UV_ENOMEM;
+  }
+  r->num_peers = np;
+  cu = cur_make(p, n);
+  for (uint32_t i = 0; i < np; i++) {
+    if (cur_u8(&cu, &r->peers[i].family) || cur_copy(&cu, r->peers[i].addr, 16) ||
+        cur_u16be(&cu, &r->peers[i].port))
+      return shoal_fail(err, errlen, SHOAL_EMANIFEST, "resume: \"peers\" cut short");  /* unreachable: length checked */
+  }
   return check_record(r, SHOAL_EMANIFEST, err, errlen);
 }
 
@@ -305,6 +353,47 @@ int resume_parse(const uint8_t *p, size_t len, struct resume *out, char *err, si
   if (rc)
     resume_free(out);
   return rc;
+}
+
+int resume_peer_from_sockaddr(const struct sockaddr *sa, struct resume_peer *out)
+{
+  struct resume_peer pe;
+  memset(&pe, 0, sizeof pe);
+  if (sa == NULL)
+    return UV_EINVAL;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+    pe.family = 4;
+    memcpy(pe.addr, &s4->sin_addr, 4);
+    pe.port = ntohs(s4->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+    pe.family = 6;
+    memcpy(pe.addr, &s6->sin6_addr, 16);
+    pe.port = ntohs(s6->sin6_port);
+  } else {
+    return UV_EINVAL;
+  }
+  if (pe.port == 0)
+    return UV_EINVAL;
+  *out = pe;
+  return 0;
+}
+
+void resume_peer_to_sockaddr(const struct resume_peer *p, struct sockaddr_storage *out)
+{
+  memset(out, 0, sizeof *out);
+  if (p->family == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+    s4->sin_family = AF_INET;
+    memcpy(&s4->sin_addr, p->addr, 4);
+    s4->sin_port = htons(p->port);
+  } else if (p->family == 6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+    s6->sin6_family = AF_INET6;
+    memcpy(&s6->sin6_addr, p->addr, 16);
+    s6->sin6_port = htons(p->port);
+  }
 }
 
 char *resume_path(const char *dir, const uint8_t infohash[20])

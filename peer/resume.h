@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "common/bitfield.h"
 #include "common/buf.h"
@@ -18,7 +19,9 @@
  * BE, mtime seconds int64 BE, mtime nanoseconds uint32 BE, priority u8),
  * format (int, RESUME_FORMAT), have (str: the bitfield, BEP 3 bit order),
  * info_hash (20-byte str), max_peers (int, 0..RESUME_MAX_PEERS), name (str),
- * pieces (int), position (int, 0..UINT32_MAX), rate_down (int,
+ * peers (str: 19 bytes per peer, at most RESUME_MAX_PEERS_SAVED: family u8
+ * 4 or 6, address 16 bytes (IPv4 in the first 4, the other 12 zero), port
+ * uint16 BE 1..65535), pieces (int), position (int, 0..UINT32_MAX), rate_down (int,
  * 0..RATELIMIT_MAX), rate_up (int, 0..RATELIMIT_MAX), seed_idle_limit (int),
  * seed_ratio_limit (int, thousandths), sequential (0/1), state ("active" /
  * "paused"), uploaded (int). */
@@ -30,6 +33,8 @@
 #define RESUME_MAX_ERROR 1024u             /* bytes of the error text */
 #define RESUME_FILE_RECORD 21u             /* bytes per file in "files" */
 #define RESUME_MAX_PEERS 10000u            /* largest max_peers */
+#define RESUME_MAX_PEERS_SAVED 16u         /* most peer addresses in "peers" */
+#define RESUME_PEER_RECORD 19u             /* bytes per peer in "peers" */
 
 enum resume_state { RESUME_PAUSED = 0, RESUME_ACTIVE = 1 };
 
@@ -41,13 +46,22 @@ struct resume_file {
   uint8_t priority;      /* 0 skip, 1 normal, 2 high */
 };
 
-/* One torrent's record.  Owns its strings, bitfield and files array
+/* A peer address given by hand (shoal remote add-peer). */
+struct resume_peer {
+  uint8_t family;        /* 4 or 6 */
+  uint8_t addr[16];      /* IPv4 in the first 4 bytes, the rest 0 */
+  uint16_t port;         /* host order, 1..65535 */
+};
+
+/* One torrent's record.  Owns its strings, bitfield, files and peers arrays
  * (resume_free).  Rules (checked by encode and parse alike): download_dir
  * absolute, name and download_dir at most RESUME_MAX_STR bytes, error at
  * most RESUME_MAX_ERROR, no NUL in any (they are C strings); counters and
  * added >= 0 and <= INT64_MAX; seed limits >= -1; rate_down and rate_up
  * <= RATELIMIT_MAX; max_peers <= RESUME_MAX_PEERS; files and pieces within
- * their maximums; every file's mtime_ns < 10^9, size >= -1, priority <= 2. */
+ * their maximums; every file's mtime_ns < 10^9, size >= -1, priority <= 2;
+ * num_peers <= RESUME_MAX_PEERS_SAVED, every peer's family 4 or 6, port
+ * not 0, an IPv4 peer's addr[4..15] zero. */
 struct resume {
   uint8_t infohash[20];
   char *name;                /* display name; "" when not known yet (magnet) */
@@ -66,6 +80,8 @@ struct resume {
   uint64_t rate_down;        /* this torrent's payload limit, bytes/s, 0 = none */
   uint64_t rate_up;          /* likewise, for upload */
   uint32_t max_peers;        /* connections for this torrent, 0 = the global setting */
+  struct resume_peer *peers; /* num_peers entries given by hand; NULL when none */
+  uint32_t num_peers;        /* 0..RESUME_MAX_PEERS_SAVED */
   char *error;               /* "" = none; the torrent is stopped on error */
 };
 
@@ -90,6 +106,15 @@ int resume_encode(const struct resume *r, struct buf *out, char *err, size_t err
  *                    have length != ceil(pieces / 8) or spare bits set
  *   UV_ENOMEM */
 int resume_parse(const uint8_t *p, size_t len, struct resume *out, char *err, size_t errlen);
+
+/* Fills *out from an AF_INET or AF_INET6 address (an IPv6 scope id is
+ * not kept).  Returns 0, or UV_EINVAL (sa NULL, another family, or port 0;
+ * *out untouched). */
+int resume_peer_from_sockaddr(const struct sockaddr *sa, struct resume_peer *out);
+
+/* Zeroes *out, then writes p as a sockaddr_in (family 4) or sockaddr_in6
+ * (family 6).  Any other family leaves *out zeroed (AF_UNSPEC). */
+void resume_peer_to_sockaddr(const struct resume_peer *p, struct sockaddr_storage *out);
 
 /* "<dir>/<40 lower-case hex digits of infohash>.resume", a new string
  * (free()), or NULL when out of memory. */

@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -14,6 +16,17 @@
 #include "common/err.h"
 #include "common/hash.h"
 #include "peer/resume.h"
+
+/* The sample's peers: 192.0.2.1:6881 and [2001:db8::1]:51413. */
+static const struct resume_peer sample_peers[2] = {
+  { 4, { 192, 0, 2, 1 }, 6881 },
+  { 6, { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 51413 },
+};
+/* ...and their encoding in "peers". */
+static const uint8_t sample_peer_bytes[38] = {
+  4, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x1a, 0xe1,
+  6, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xc8, 0xd5,
+};
 
 static void sample(struct resume *r)
 {
@@ -43,6 +56,9 @@ static void sample(struct resume *r)
   r->rate_down = 1048576;
   r->rate_up = 65536;
   r->max_peers = 80;
+  r->num_peers = 2;
+  r->peers = malloc(sizeof sample_peers);
+  memcpy(r->peers, sample_peers, sizeof sample_peers);
   r->error = strdup("disk full");
 }
 
@@ -73,6 +89,12 @@ static void assert_same(const struct resume *a, const struct resume *b)
   ck_assert_uint_eq(a->rate_down, b->rate_down);
   ck_assert_uint_eq(a->rate_up, b->rate_up);
   ck_assert_uint_eq(a->max_peers, b->max_peers);
+  ck_assert_uint_eq(a->num_peers, b->num_peers);
+  for (uint32_t i = 0; i < a->num_peers; i++) {
+    ck_assert_uint_eq(a->peers[i].family, b->peers[i].family);
+    ck_assert_mem_eq(a->peers[i].addr, b->peers[i].addr, 16);
+    ck_assert_uint_eq(a->peers[i].port, b->peers[i].port);
+  }
   ck_assert_str_eq(a->error, b->error);
 }
 
@@ -83,6 +105,8 @@ static void assert_empty(const struct resume *r)
   ck_assert_ptr_null(r->download_dir);
   ck_assert_ptr_null(r->error);
   ck_assert_ptr_null(r->files);
+  ck_assert_ptr_null(r->peers);
+  ck_assert_uint_eq(r->num_peers, 0);
   ck_assert_ptr_null(r->have.bits);
 }
 
@@ -149,6 +173,9 @@ START_TEST(test_round_trip_magnet)
   ck_assert_uint_eq(b.rate_down, 0);
   ck_assert_uint_eq(b.rate_up, 0);
   ck_assert_uint_eq(b.max_peers, 0);
+  ck_assert_uint_eq(b.num_peers, 0);
+  ck_assert_ptr_null(b.peers);
+  ck_assert_ptr_nonnull(memmem(enc.p, enc.len, "4:name0:5:peers0:6:pieces", 25));
   resume_free(&a);
   resume_free(&b);
   buf_free(&enc);
@@ -252,7 +279,7 @@ START_TEST(test_bit_flips)
       free(p);
     }
   }
-  ck_assert_uint_ge(payload_bytes, 20 + 63 + 3 + 14 + 13 + 9 + 6 + 20);
+  ck_assert_uint_ge(payload_bytes, 20 + 63 + 3 + 14 + 13 + 9 + 6 + 38 + 20);
   ck_assert_uint_ge(hashed, payload_bytes * 8);
   free(payload);
   resume_free(&a);
@@ -287,7 +314,7 @@ static void kvs_from_sample(struct kvs *k)
     ck_assert_int_eq(buf_append(&k->val[k->n], enc.p + vt->raw_off, vt->raw_len), 0);
     k->n++;
   }
-  ck_assert_int_eq(k->n, 19);
+  ck_assert_int_eq(k->n, 20);
   bencode_free(&d);
   buf_free(&enc);
   resume_free(&a);
@@ -383,10 +410,10 @@ END_TEST
 START_TEST(test_missing_each_key)
 {
   static const char *keys[] = { "added", "dir", "downloaded", "error", "files", "format", "have",
-                                "info_hash", "max_peers", "name", "pieces", "position", "rate_down",
+                                "info_hash", "max_peers", "name", "peers", "pieces", "position", "rate_down",
                                 "rate_up", "seed_idle_limit", "seed_ratio_limit", "sequential", "state",
                                 "uploaded" };
-  ck_assert_uint_eq(sizeof keys / sizeof keys[0], 19);
+  ck_assert_uint_eq(sizeof keys / sizeof keys[0], 20);
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     struct kvs k;
@@ -464,6 +491,12 @@ START_TEST(test_bad_content)
     { "max_peers", "i4294967295e", "max_peers" },
     { "max_peers", "2:80", "max_peers" },
     { "max_peers", "de", "max_peers" },
+    { "peers", "i0e", "\"peers\" missing or not a string" },
+    { "peers", "le", "\"peers\" missing or not a string" },
+    { "peers", "de", "\"peers\" missing or not a string" },
+    { "peers", "1:a", "\"peers\" is 1 bytes" },
+    { "peers", "18:aaaaaaaaaaaaaaaaaa", "\"peers\" is 18 bytes" },
+    { "peers", "20:aaaaaaaaaaaaaaaaaaaa", "\"peers\" is 20 bytes" },
   };
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
@@ -665,13 +698,14 @@ END_TEST
 START_TEST(test_round_trip_limits)
 {
   /* The queue position and per-torrent limits at both ends of their ranges. */
-  static const struct { uint32_t position; uint64_t down, up; uint32_t peers; const char *text; } ends[] = {
-    { 0, 0, 0, 0, "9:max_peersi0e4:name14:Some Linux ISO6:piecesi21e8:positioni0e9:rate_downi0e7:rate_upi0e" },
+  static const struct { uint32_t position; uint64_t down, up; uint32_t peers; const char *head, *text; } ends[] = {
+    { 0, 0, 0, 0, "9:max_peersi0e4:name14:Some Linux ISO5:peers38:",
+      "6:piecesi21e8:positioni0e9:rate_downi0e7:rate_upi0e" },
     { UINT32_MAX, RATELIMIT_MAX, RATELIMIT_MAX, RESUME_MAX_PEERS,
-      "9:max_peersi10000e4:name14:Some Linux ISO6:piecesi21e8:positioni4294967295e"
-      "9:rate_downi1099511627776e7:rate_upi1099511627776e" },
-    { 1, 1, RATELIMIT_MAX - 1, 1,
-      "9:max_peersi1e4:name14:Some Linux ISO6:piecesi21e8:positioni1e9:rate_downi1e7:rate_upi1099511627775e" },
+      "9:max_peersi10000e4:name14:Some Linux ISO5:peers38:",
+      "6:piecesi21e8:positioni4294967295e9:rate_downi1099511627776e7:rate_upi1099511627776e" },
+    { 1, 1, RATELIMIT_MAX - 1, 1, "9:max_peersi1e4:name14:Some Linux ISO5:peers38:",
+      "6:piecesi21e8:positioni1e9:rate_downi1e7:rate_upi1099511627775e" },
   };
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
@@ -684,7 +718,12 @@ START_TEST(test_round_trip_limits)
     a.max_peers = ends[i].peers;
     encode_ok(&a, &enc);
     /* The keys sit in ascending order with exactly these values. */
-    ck_assert_ptr_nonnull(memmem(enc.p, enc.len, ends[i].text, strlen(ends[i].text)));
+    uint8_t want[512];
+    size_t hl = strlen(ends[i].head), tl = strlen(ends[i].text);
+    memcpy(want, ends[i].head, hl);
+    memcpy(want + hl, sample_peer_bytes, sizeof sample_peer_bytes);
+    memcpy(want + hl + sizeof sample_peer_bytes, ends[i].text, tl);
+    ck_assert_ptr_nonnull(memmem(enc.p, enc.len, want, hl + sizeof sample_peer_bytes + tl));
     ck_assert_msg(resume_parse(enc.p, enc.len, &b, err, sizeof err) == 0, "case %zu: %s", i, err);
     assert_same(&a, &b);
     ck_assert_uint_eq(b.position, ends[i].position);
@@ -717,7 +756,8 @@ START_TEST(test_content_key_order)
    * them; swapping a new key with its neighbour is refused as malformed. */
   static const char *pairs[][2] = {
     { "rate_down", "rate_up" }, { "pieces", "position" }, { "max_peers", "name" },
-    { "info_hash", "max_peers" }, { "rate_up", "seed_idle_limit" },
+    { "info_hash", "max_peers" }, { "rate_up", "seed_idle_limit" }, { "name", "peers" },
+    { "peers", "pieces" },
   };
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -749,6 +789,330 @@ START_TEST(test_content_key_order)
   ck_assert_int_eq(buf_append_str(&k.val[p], "i1e"), 0);
   ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EBENCODE);
   kvs_free(&k);
+}
+END_TEST
+
+/* A peer record: family, 16 address bytes, port big-endian. */
+static void peer_bytes(uint8_t *o, uint8_t family, const uint8_t addr[16], uint16_t port)
+{
+  o[0] = family;
+  memcpy(o + 1, addr, 16);
+  o[17] = (uint8_t)(port >> 8);
+  o[18] = (uint8_t)port;
+}
+
+/* n peers: even ones IPv4 10.0.0.i, odd ones IPv6 fd00::i:ff, ports from 1 up
+ * and the last one 65535. */
+static struct resume_peer *many_peers(uint32_t n)
+{
+  struct resume_peer *p = calloc(n ? n : 1, sizeof *p);
+  for (uint32_t i = 0; i < n; i++) {
+    if (i % 2 == 0) {
+      p[i].family = 4;
+      p[i].addr[0] = 10;
+      p[i].addr[3] = (uint8_t)i;
+    } else {
+      p[i].family = 6;
+      p[i].addr[0] = 0xfd;
+      p[i].addr[14] = (uint8_t)i;
+      p[i].addr[15] = 0xff;
+    }
+    p[i].port = i + 1 == n ? 65535 : (uint16_t)(i + 1);
+  }
+  return p;
+}
+
+START_TEST(test_peers_round_trip)
+{
+  static const uint32_t counts[] = { 0, 1, 2, RESUME_MAX_PEERS_SAVED };
+  char err[SHOAL_ERRLEN];
+  for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+    struct resume a, b;
+    struct buf enc, enc2;
+    sample(&a);
+    free(a.peers);
+    a.num_peers = counts[c];
+    a.peers = counts[c] ? many_peers(counts[c]) : NULL;
+    encode_ok(&a, &enc);
+    /* The exact bytes of "peers", between "name" and "pieces". */
+    uint8_t want[64 + RESUME_MAX_PEERS_SAVED * RESUME_PEER_RECORD];
+    int o = snprintf((char *)want, 64, "4:name14:Some Linux ISO5:peers%u:", counts[c] * RESUME_PEER_RECORD);
+    size_t wl = (size_t)o;
+    for (uint32_t i = 0; i < counts[c]; i++, wl += RESUME_PEER_RECORD)
+      peer_bytes(want + wl, a.peers[i].family, a.peers[i].addr, a.peers[i].port);
+    memcpy(want + wl, "6:pieces", 8);
+    wl += 8;
+    ck_assert_msg(memmem(enc.p, enc.len, want, wl) != NULL, "%u peers: bytes differ", counts[c]);
+    ck_assert_msg(resume_parse(enc.p, enc.len, &b, err, sizeof err) == 0, "%u peers: %s", counts[c], err);
+    assert_same(&a, &b);
+    ck_assert_uint_eq(b.num_peers, counts[c]);
+    if (counts[c] == 0)
+      ck_assert_ptr_null(b.peers);
+    if (counts[c] == RESUME_MAX_PEERS_SAVED) {
+      ck_assert_uint_eq(b.peers[0].family, 4);
+      ck_assert_uint_eq(b.peers[0].port, 1);
+      ck_assert_uint_eq(b.peers[15].family, 6);
+      ck_assert_uint_eq(b.peers[15].port, 65535);
+      ck_assert_uint_eq(b.peers[15].addr[0], 0xfd);
+      ck_assert_uint_eq(b.peers[15].addr[14], 15);
+    }
+    encode_ok(&b, &enc2);
+    ck_assert_uint_eq(enc.len, enc2.len);
+    ck_assert_mem_eq(enc.p, enc2.p, enc.len);
+    buf_free(&enc2);
+    buf_free(&enc);
+    resume_free(&a);
+    resume_free(&b);
+  }
+  /* The sample's two peers: fixed bytes, read back as given. */
+  struct resume a, b;
+  struct buf enc;
+  sample(&a);
+  encode_ok(&a, &enc);
+  uint8_t want[10 + 38];
+  memcpy(want, "5:peers38:", 10);
+  memcpy(want + 10, sample_peer_bytes, 38);
+  ck_assert_ptr_nonnull(memmem(enc.p, enc.len, want, sizeof want));
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  ck_assert_uint_eq(b.num_peers, 2);
+  ck_assert_mem_eq(b.peers, sample_peers, sizeof sample_peers);
+  resume_free(&b);
+  resume_free(&a);
+  buf_free(&enc);
+}
+END_TEST
+
+START_TEST(test_peers_encode_rejects)
+{
+  struct resume a;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  /* 17 well-formed peers. */
+  free(a.peers);
+  a.peers = many_peers(RESUME_MAX_PEERS_SAVED + 1);
+  a.num_peers = RESUME_MAX_PEERS_SAVED + 1;
+  err[0] = 0;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_null(enc.p);
+  ck_assert_msg(strstr(err, "peers") && strstr(err, "more than 16"), "%s", err);
+  a.num_peers = RESUME_MAX_PEERS_SAVED;
+  encode_ok(&a, &enc);
+  buf_free(&enc);
+  /* A count without an array. */
+  struct resume_peer *keep = a.peers;
+  a.peers = NULL;
+  a.num_peers = 1;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err, "peers"));
+  a.peers = keep;
+  a.num_peers = 2;
+  /* Each bad value in the second entry (an IPv6 one at first). */
+  static const uint8_t bad_families[] = { 0, 2, 5, 10, 255 };
+  for (size_t i = 0; i < sizeof bad_families; i++) {
+    a.peers[1].family = bad_families[i];
+    err[0] = 0;
+    ck_assert_msg(resume_encode(&a, &enc, err, sizeof err) == UV_EINVAL, "family %u accepted", bad_families[i]);
+    ck_assert_ptr_null(enc.p);
+    ck_assert_msg(strstr(err, "\"peers\" entry 1: family") != NULL, "%s", err);
+  }
+  a.peers[1].family = 6;
+  a.peers[1].port = 0;
+  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  ck_assert_msg(strstr(err, "\"peers\" entry 1: port 0") != NULL, "%s", err);
+  a.peers[1].port = 1;
+  /* IPv4 with any of bytes 4..15 set; IPv6 may use all 16. */
+  a.peers[1].family = 4;
+  memset(a.peers[1].addr, 0, 16);
+  for (int b = 4; b < 16; b++) {
+    a.peers[1].addr[b] = 1;
+    ck_assert_msg(resume_encode(&a, &enc, err, sizeof err) == UV_EINVAL, "byte %d accepted", b);
+    ck_assert_msg(strstr(err, "\"peers\" entry 1: IPv4") != NULL, "%s", err);
+    a.peers[1].family = 6;
+    encode_ok(&a, &enc);
+    buf_free(&enc);
+    a.peers[1].family = 4;
+    a.peers[1].addr[b] = 0;
+  }
+  a.peers[1].addr[3] = 0xff;
+  encode_ok(&a, &enc);
+  buf_free(&enc);
+  resume_free(&a);
+}
+END_TEST
+
+/* The sample with "peers" set to the given records. */
+static int parse_peers(const uint8_t *recs, size_t len, char *err)
+{
+  struct kvs k;
+  kvs_from_sample(&k);
+  uint8_t raw[16 + (RESUME_MAX_PEERS_SAVED + 2) * RESUME_PEER_RECORD];
+  ck_assert_uint_le(len, sizeof raw - 16);
+  int o = snprintf((char *)raw, 16, "%zu:", len);
+  memcpy(raw + o, recs, len);
+  kvs_set(&k, "peers", raw, (size_t)o + len);
+  int rc = parse_kvs(&k, err);
+  kvs_free(&k);
+  return rc;
+}
+
+START_TEST(test_peers_parse_rejects)
+{
+  char err[SHOAL_ERRLEN];
+  uint8_t recs[(RESUME_MAX_PEERS_SAVED + 2) * RESUME_PEER_RECORD];
+  static const uint8_t v4[16] = { 127, 0, 0, 1 }, v6[16] = { 0xfe, 0x80, [15] = 1 };
+  for (uint32_t i = 0; i < RESUME_MAX_PEERS_SAVED + 2; i++)
+    peer_bytes(recs + i * RESUME_PEER_RECORD, i % 2 ? 6 : 4, i % 2 ? v6 : v4, (uint16_t)(1000 + i));
+  /* 0, 1 and 16 records parse; 17 and 18 do not. */
+  ck_assert_msg(parse_peers(recs, 0, err) == 0, "%s", err);
+  ck_assert_msg(parse_peers(recs, RESUME_PEER_RECORD, err) == 0, "%s", err);
+  ck_assert_msg(parse_peers(recs, RESUME_MAX_PEERS_SAVED * RESUME_PEER_RECORD, err) == 0, "%s", err);
+  for (uint32_t n = RESUME_MAX_PEERS_SAVED + 1; n <= RESUME_MAX_PEERS_SAVED + 2; n++) {
+    ck_assert_int_eq(parse_peers(recs, n * RESUME_PEER_RECORD, err), SHOAL_EMANIFEST);
+    ck_assert_msg(strstr(err, "\"peers\"") && strstr(err, "more than 16 peers"), "%s", err);
+  }
+  /* Lengths that are not whole records. */
+  static const size_t lens[] = { 1, 18, 20, 37, 39, 16 * 19 - 1 };
+  for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    ck_assert_msg(parse_peers(recs, lens[i], err) == SHOAL_EMANIFEST, "%zu bytes accepted", lens[i]);
+    ck_assert_msg(strstr(err, "\"peers\" is") != NULL, "%zu bytes: %s", lens[i], err);
+  }
+  /* Bad family, in the first and in the last record. */
+  static const uint8_t bad_families[] = { 0, 2, 5, 10, 255 };
+  for (size_t i = 0; i < sizeof bad_families; i++)
+    for (int at = 0; at < 2; at++) {
+      uint8_t r[2 * RESUME_PEER_RECORD];
+      memcpy(r, recs, sizeof r);
+      r[at * RESUME_PEER_RECORD] = bad_families[i];
+      ck_assert_msg(parse_peers(r, sizeof r, err) == SHOAL_EMANIFEST, "family %u accepted", bad_families[i]);
+      ck_assert_msg(strstr(err, "\"peers\" entry") && strstr(err, "family"), "%s", err);
+      ck_assert_ptr_nonnull(strstr(err, at ? "entry 1" : "entry 0"));
+    }
+  /* Port 0, v4 and v6; port 1 and 65535 pass. */
+  for (int at = 0; at < 2; at++) {
+    uint8_t r[2 * RESUME_PEER_RECORD];
+    memcpy(r, recs, sizeof r);
+    r[at * RESUME_PEER_RECORD + 17] = 0;
+    r[at * RESUME_PEER_RECORD + 18] = 0;
+    ck_assert_int_eq(parse_peers(r, sizeof r, err), SHOAL_EMANIFEST);
+    ck_assert_msg(strstr(err, "\"peers\" entry") && strstr(err, "port 0"), "%s", err);
+    r[at * RESUME_PEER_RECORD + 18] = 1;
+    ck_assert_msg(parse_peers(r, sizeof r, err) == 0, "%s", err);
+    r[at * RESUME_PEER_RECORD + 17] = 0xff;
+    r[at * RESUME_PEER_RECORD + 18] = 0xff;
+    ck_assert_msg(parse_peers(r, sizeof r, err) == 0, "%s", err);
+  }
+  /* Dirty IPv4 padding: each of bytes 4..15; the same bytes in an IPv6 record pass. */
+  for (int b = 4; b < 16; b++) {
+    uint8_t r[RESUME_PEER_RECORD];
+    memcpy(r, recs, sizeof r);
+    r[1 + b] = 0x80;
+    ck_assert_msg(parse_peers(r, sizeof r, err) == SHOAL_EMANIFEST, "byte %d accepted", b);
+    ck_assert_msg(strstr(err, "\"peers\" entry 0: IPv4") != NULL, "%s", err);
+    r[0] = 6;
+    ck_assert_msg(parse_peers(r, sizeof r, err) == 0, "%s", err);
+  }
+  /* The key missing, mistyped, or given twice. */
+  struct kvs k;
+  kvs_from_sample(&k);
+  kvs_set(&k, "peers", NULL, 0);
+  ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EMANIFEST);
+  ck_assert_ptr_nonnull(strstr(err, "\"peers\" missing"));
+  kvs_free(&k);
+  static const char *types[] = { "i0e", "i19e", "le", "l0:e", "de" };
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+    kvs_from_sample(&k);
+    kvs_set_str(&k, "peers", types[i]);
+    ck_assert_msg(parse_kvs(&k, err) == SHOAL_EMANIFEST, "peers=%s accepted", types[i]);
+    ck_assert_msg(strstr(err, "\"peers\" missing or not a string") != NULL, "%s", err);
+    kvs_free(&k);
+  }
+  kvs_from_sample(&k);
+  int p = kvs_find(&k, "peers");
+  ck_assert_int_ge(p, 0);
+  memmove(&k.key[p + 1], &k.key[p], (size_t)(k.n - p) * sizeof k.key[0]);
+  memmove(&k.val[p + 1], &k.val[p], (size_t)(k.n - p) * sizeof k.val[0]);
+  k.n++;
+  buf_init(&k.val[p], 64);
+  ck_assert_int_eq(buf_append_str(&k.val[p], "0:"), 0);
+  ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EBENCODE);
+  kvs_free(&k);
+}
+END_TEST
+
+START_TEST(test_peer_sockaddr)
+{
+  struct resume_peer pe, keep;
+  struct sockaddr_storage ss, zero;
+  memset(&zero, 0, sizeof zero);
+  /* IPv4 127.0.0.1:6881 and back. */
+  struct sockaddr_in s4;
+  memset(&s4, 0, sizeof s4);
+  s4.sin_family = AF_INET;
+  s4.sin_port = htons(6881);
+  s4.sin_addr.s_addr = htonl(0x7f000001);
+  memset(&pe, 0xaa, sizeof pe);
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&s4, &pe), 0);
+  ck_assert_uint_eq(pe.family, 4);
+  static const uint8_t lo4[16] = { 127, 0, 0, 1 };
+  ck_assert_mem_eq(pe.addr, lo4, 16);
+  ck_assert_uint_eq(pe.port, 6881);
+  memset(&ss, 0x55, sizeof ss);
+  resume_peer_to_sockaddr(&pe, &ss);
+  ck_assert_int_eq(ss.ss_family, AF_INET);
+  ck_assert_mem_eq(&ss, &s4, sizeof s4);
+  ck_assert_mem_eq((uint8_t *)&ss + sizeof s4, (uint8_t *)&zero + sizeof s4, sizeof ss - sizeof s4);
+  /* IPv6 [::1]:51413 (bytes c8 d5: the order shows) and back. */
+  struct sockaddr_in6 s6;
+  memset(&s6, 0, sizeof s6);
+  s6.sin6_family = AF_INET6;
+  s6.sin6_port = htons(51413);
+  s6.sin6_addr = in6addr_loopback;
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&s6, &pe), 0);
+  ck_assert_uint_eq(pe.family, 6);
+  static const uint8_t lo6[16] = { [15] = 1 };
+  ck_assert_mem_eq(pe.addr, lo6, 16);
+  ck_assert_uint_eq(pe.port, 51413);
+  memset(&ss, 0x55, sizeof ss);
+  resume_peer_to_sockaddr(&pe, &ss);
+  ck_assert_int_eq(ss.ss_family, AF_INET6);
+  ck_assert_mem_eq(&ss, &s6, sizeof s6);
+  ck_assert_mem_eq((uint8_t *)&ss + sizeof s6, (uint8_t *)&zero + sizeof s6, sizeof ss - sizeof s6);
+  /* What the helper makes, the record takes: encode and parse it. */
+  struct resume a, b;
+  struct buf enc;
+  char err[SHOAL_ERRLEN];
+  sample(&a);
+  a.peers[1] = pe;
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&s4, &a.peers[0]), 0);
+  encode_ok(&a, &enc);
+  ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
+  assert_same(&a, &b);
+  buf_free(&enc);
+  resume_free(&a);
+  resume_free(&b);
+  /* Refused, *out untouched: AF_UNIX, AF_UNSPEC, port 0, NULL. */
+  keep = pe;
+  struct sockaddr_un su;
+  memset(&su, 0, sizeof su);
+  su.sun_family = AF_UNIX;
+  strcpy(su.sun_path, "/tmp/x");   /* read as a sockaddr_in, its "port" would not be 0 */
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&su, &pe), UV_EINVAL);
+  ck_assert_mem_eq(&pe, &keep, sizeof pe);
+  struct sockaddr_storage un;
+  memset(&un, 0, sizeof un);
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&un, &pe), UV_EINVAL);
+  s4.sin_port = 0;
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&s4, &pe), UV_EINVAL);
+  s6.sin6_port = 0;
+  ck_assert_int_eq(resume_peer_from_sockaddr((const struct sockaddr *)&s6, &pe), UV_EINVAL);
+  ck_assert_int_eq(resume_peer_from_sockaddr(NULL, &pe), UV_EINVAL);
+  ck_assert_mem_eq(&pe, &keep, sizeof pe);
+  /* A record of another family gives a zeroed (AF_UNSPEC) address. */
+  pe.family = 5;
+  memset(&ss, 0x55, sizeof ss);
+  resume_peer_to_sockaddr(&pe, &ss);
+  ck_assert_mem_eq(&ss, &zero, sizeof ss);
 }
 END_TEST
 
@@ -1037,6 +1401,10 @@ Suite *resume_suite(void)
   tcase_add_test(tc, test_round_trip_limits);
   tcase_add_test(tc, test_content_key_order);
   tcase_add_test(tc, test_encode_rejects);
+  tcase_add_test(tc, test_peers_round_trip);
+  tcase_add_test(tc, test_peers_encode_rejects);
+  tcase_add_test(tc, test_peers_parse_rejects);
+  tcase_add_test(tc, test_peer_sockaddr);
   tcase_add_test(tc, test_path);
   tcase_add_test(tc, test_trust);
   tcase_add_test(tc, test_write_read);
