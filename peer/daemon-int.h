@@ -15,7 +15,6 @@
 #include "peer/settings.h"
 
 #define DAEMON_MAX_TORRENTS 100000u      /* more are refused (409) */
-#define DAEMON_MAX_MANUAL_PEERS 16u      /* add-peer addresses kept per torrent for its next start */
 #define DAEMON_TICK_MS 1000u             /* seed limits, stamps of activity */
 #define DAEMON_MAX_LISTED_PEERS 2000u
 
@@ -46,8 +45,6 @@ struct dt {
   bool starting;                /* prepare job in flight */
   uint64_t base_up, base_down;  /* totals before the engine torrent of this run */
   uint64_t last_up, idle_since_ms;
-  struct sockaddr_storage manual[DAEMON_MAX_MANUAL_PEERS];
-  unsigned nmanual;
   uint8_t qstate;               /* enum queue_state last decided */
 };
 

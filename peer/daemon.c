@@ -91,6 +91,7 @@ static int rs_copy(struct resume *dst, const struct resume *src)
   dst->download_dir = xstrdup(src->download_dir);
   dst->error = xstrdup(src->error);
   dst->files = NULL;
+  dst->peers = NULL;
   memset(&dst->have, 0, sizeof dst->have);
   bool ok = dst->name && dst->download_dir && dst->error;
   if (ok && src->num_files) {
@@ -98,6 +99,12 @@ static int rs_copy(struct resume *dst, const struct resume *src)
     ok = dst->files != NULL;
     if (ok)
       memcpy(dst->files, src->files, src->num_files * sizeof *dst->files);
+  }
+  if (ok && src->num_peers) {
+    dst->peers = malloc(src->num_peers * sizeof *dst->peers);
+    ok = dst->peers != NULL;
+    if (ok)
+      memcpy(dst->peers, src->peers, src->num_peers * sizeof *dst->peers);
   }
   if (ok && src->have.nbits) {
     ok = bitfield_init(&dst->have, src->have.nbits) == 0;
@@ -752,8 +759,11 @@ static void dt_running(struct dt *x, struct torrent *t)
   x->last_up = 0;
   x->idle_since_ms = uv_now(x->d->loop);
   dt_apply_limits(x);
-  for (unsigned i = 0; i < x->nmanual; i++)
-    torrent_add_peer(t, (const struct sockaddr *)&x->manual[i], true);
+  for (uint32_t i = 0; i < x->rs.num_peers; i++) {
+    struct sockaddr_storage ss;
+    resume_peer_to_sockaddr(&x->rs.peers[i], &ss);
+    torrent_add_peer(t, (const struct sockaddr *)&ss, true);
+  }
 }
 
 static void dt_fail_start(struct dt *x, int r, const char *what)
@@ -1142,19 +1152,29 @@ void dt_set_sequential(struct dt *x, bool on)
 
 void dt_add_peer(struct dt *x, const struct sockaddr *sa)
 {
-  size_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-  for (unsigned i = 0; i < x->nmanual; i++)
-    if (memcmp(&x->manual[i], sa, len) == 0)
-      goto add;
-  if (x->nmanual == DAEMON_MAX_MANUAL_PEERS)
-    memmove(&x->manual[0], &x->manual[1], (DAEMON_MAX_MANUAL_PEERS - 1) * sizeof x->manual[0]);
-  else
-    x->nmanual++;
-  memset(&x->manual[x->nmanual - 1], 0, sizeof x->manual[0]);
-  memcpy(&x->manual[x->nmanual - 1], sa, len);
-add:
+  struct resume_peer rp;
+  if (resume_peer_from_sockaddr(sa, &rp) < 0)
+    return;
   if (x->t)
     torrent_add_peer(x->t, sa, true);
+  for (uint32_t i = 0; i < x->rs.num_peers; i++) {
+    const struct resume_peer *q = &x->rs.peers[i];
+    if (q->family == rp.family && q->port == rp.port && memcmp(q->addr, rp.addr, 16) == 0)
+      return;
+  }
+  /* kept for the next starts; the oldest goes when the list is full */
+  struct resume_peer *np = realloc(x->rs.peers, RESUME_MAX_PEERS_SAVED * sizeof *np);
+  if (np == NULL)
+    return;
+  x->rs.peers = np;
+  if (x->rs.num_peers == RESUME_MAX_PEERS_SAVED)
+    memmove(&np[0], &np[1], (RESUME_MAX_PEERS_SAVED - 1) * sizeof *np);
+  else
+    x->rs.num_peers++;
+  x->rs.peers[x->rs.num_peers - 1] = rp;
+  dt_mark_dirty(x, x->t != NULL);
+  if (x->t == NULL)
+    dt_save(x);
 }
 
 void daemon_apply_rates(struct daemon *d)
