@@ -8,17 +8,16 @@
 
 int addrbook_init(struct addrbook *b, unsigned cap)
 {
-  b->e = calloc(cap ? cap : 1, sizeof *b->e);
-  b->n = 0;
-  b->cap = cap;
-  return b->e ? 0 : UV_ENOMEM;
+  memset(b, 0, sizeof *b);
+  b->cap = cap < ADDRBOOK_MAX ? cap : ADDRBOOK_MAX;
+  return 0;
 }
 
 void addrbook_free(struct addrbook *b)
 {
-  free(b->e);
-  b->e = NULL;
-  b->n = b->cap = 0;
+  for (unsigned i = 0; i < ADDRBOOK_CHUNKS; i++)
+    free(b->chunk[i]);
+  memset(b, 0, sizeof *b);
 }
 
 bool addrbook_same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
@@ -49,23 +48,29 @@ struct addr_entry *addrbook_add(struct addrbook *b, const struct sockaddr *sa, b
     return NULL;
   }
   for (unsigned i = 0; i < b->n; i++) {
-    if (addrbook_same_addr(&b->e[i].addr, sa)) {
+    struct addr_entry *e = addrbook_at(b, i);
+    if (addrbook_same_addr(&e->addr, sa)) {
       if (manual)
-        b->e[i].manual = true;
-      return &b->e[i];
+        e->manual = true;
+      return e;
     }
   }
   unsigned slot = b->n;
   if (slot >= b->cap) {
-    for (slot = 0; slot < b->n; slot++)
-      if (!b->e[slot].connected && !b->e[slot].manual && b->e[slot].fails > 0)
+    for (slot = 0; slot < b->n; slot++) {
+      const struct addr_entry *e = addrbook_at(b, slot);
+      if (!e->connected && !e->manual && e->fails > 0)
         break;
+    }
     if (slot == b->n)
       return NULL;
   } else {
+    struct addr_entry **c = &b->chunk[slot / ADDRBOOK_CHUNK];
+    if (*c == NULL && (*c = malloc(ADDRBOOK_CHUNK * sizeof **c)) == NULL)
+      return NULL;
     b->n++;
   }
-  struct addr_entry *e = &b->e[slot];
+  struct addr_entry *e = addrbook_at(b, slot);
   memset(e, 0, sizeof *e);
   memcpy(&e->addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
   e->manual = manual;

@@ -235,8 +235,10 @@ void exchange__tick(struct torrent *t, uint64_t now)
   if (!t->has_metadata)
     for (struct peer *p = t->peers; p; p = p->next)
       md_request(t, p);              /* re-asks pieces that timed out */
-  if (t->m->private_ || t->pex_prev == NULL)
+  if (t->m->private_ || t->peers == NULL)
     return;
+  if (t->pex_prev == NULL && (t->pex_prev = calloc(EXT_PEX_MAX_ADDED, sizeof *t->pex_prev)) == NULL)
+    return;                          /* allocated once there are peers */
   pex_round(t, t->ticks % (PEX_INTERVAL_MS / TORRENT_TICK_MS) == 0);
 }
 

@@ -23,7 +23,6 @@ _Static_assert(PICKER_BLOCK_SIZE > 0, "block size");
 #define MAX_ACTIVE_BLOCKS (1u << 20) /* and on their block state (8 MiB), which
                                         lowers the bound for huge pieces */
 #define SCAN_BATCH 32u        /* new pieces chosen by one rarest-first scan */
-#define PEER_ID_SPACE 65536u  /* picker_peer_t is 16 bits */
 
 /* One block of a started piece: 8 bytes.  While not received, req[0..nreq)
  * are the peers asked for it; once received, nreq is 0 and req[0] is the
@@ -67,7 +66,6 @@ struct picker {
   uint64_t wanted_bytes_left;
   uint64_t *startable;  /* bit i % 64 of word i / 64 for piece i: not held,
                            not started, priority > 0 */
-  uint8_t *seen;        /* PEER_ID_SPACE bits of scratch for picker_piece_failed */
   bool sequential;      /* new pieces in index order (high priority first) */
 };
 
@@ -129,9 +127,8 @@ struct picker *picker_new(uint32_t num_pieces, uint32_t piece_length, uint64_t t
   p->st = malloc(num_pieces);
   p->rank = malloc((size_t)num_pieces * sizeof(*p->rank));
   p->slot = calloc(num_pieces, sizeof(*p->slot));
-  p->seen = calloc(PEER_ID_SPACE / 8, 1);
   p->startable = calloc(num_pieces / 64 + 1, sizeof(*p->startable));
-  if (p->st == NULL || p->rank == NULL || p->slot == NULL || p->seen == NULL ||
+  if (p->st == NULL || p->rank == NULL || p->slot == NULL ||
       p->startable == NULL) {
     picker_free(p);
     return NULL;
@@ -157,7 +154,6 @@ void picker_free(struct picker *p)
   free(p->st);
   free(p->rank);
   free(p->slot);
-  free(p->seen);
   free(p->startable);
   free(p);
 }
@@ -592,15 +588,14 @@ static int forget_received(struct picker *p, struct apiece *a, picker_peer_t *ou
     if (!b->received)
       continue;
     picker_peer_t s = b->req[0];
-    if (out != NULL && n < max && !(p->seen[s >> 3] & (1u << (s & 7)))) {
-      p->seen[s >> 3] |= (uint8_t)(1u << (s & 7));
+    bool dup = false;
+    for (int j = 0; j < n && !dup; j++)
+      dup = out[j] == s;
+    if (out != NULL && n < max && !dup)
       out[n++] = s;
-    }
     b->received = 0;
     b->nreq = 0;
   }
-  for (int j = 0; j < n; j++)
-    p->seen[out[j] >> 3] = 0;
   a->nreceived = 0;
   a->hint = 0;
   maybe_release(p, a);

@@ -38,6 +38,8 @@ static bool id_used(const struct torrent *t, picker_peer_t id) { return t->id_us
 
 static int alloc_peer_id(struct torrent *t, picker_peer_t *out)
 {
+  if (t->id_used == NULL && (t->id_used = calloc(65536 / 8, 1)) == NULL)
+    return UV_ENOMEM;                        /* allocated with the first peer */
   for (unsigned i = 0; i < 65536; i++) {
     picker_peer_t id = (picker_peer_t)(t->next_id + i);
     if (!id_used(t, id)) {
@@ -286,7 +288,9 @@ static void ban(struct torrent *t, const uint8_t peer_id[20], const char *why)
   static const uint8_t zero[20];
   if (memcmp(peer_id, zero, 20) == 0 || is_banned(t, peer_id))
     return;
-  if (t->nbanned < TORRENT_MAX_BANNED)
+  if (t->banned == NULL)
+    t->banned = calloc(TORRENT_MAX_BANNED, sizeof *t->banned);
+  if (t->banned && t->nbanned < TORRENT_MAX_BANNED)
     memcpy(t->banned[t->nbanned++], peer_id, 20);
   struct peer *next;
   for (struct peer *p = t->peers; p; p = next) {
@@ -1206,6 +1210,8 @@ void torrent__peer_gone(struct torrent *t, struct peer *p)
   p->torrent = NULL;
   if (was_unchoked && t->state != TORRENT_STOPPING)
     t->rechoke = true;
+  if (t->peers == NULL && t->storage && (t->state == TORRENT_SEEDING || t->state == TORRENT_DOWNLOADING))
+    storage_release_fds(t->storage);           /* the last peer left: no file needs to stay open */
 }
 
 /* ---- connecting out ---- */
@@ -1219,7 +1225,7 @@ static void try_connect(struct torrent *t)
   for (unsigned k = 0; k < t->book.n && t->npeers < max && t->half_open < TORRENT_MAX_HALF_OPEN &&
                        !session__full(t->session); k++) {
     unsigned i = (t->addr_cursor + k) % t->book.n;
-    struct addr_entry *e = &t->book.e[i];
+    struct addr_entry *e = addrbook_at(&t->book, i);
     if (e->connected || e->banned || e->self || e->next_try_ms > now || (e->seed && t->state == TORRENT_SEEDING))
       continue;
     struct peer *p = peer__new(t->session, t, (struct sockaddr *)&e->addr, true);
@@ -1407,6 +1413,8 @@ static void on_checked(void *ctx, int status)
       bitfield_clear(&t->have, i);             /* held, but part of it is not kept: not announced */
   }
   count_files_missing(t);
+  if (t->peers == NULL)
+    storage_release_fds(t->storage);           /* the check opened every file: nobody needs them now */
   LOG_INFO("%s: %u of %u pieces already here", t->m->name, t->have.count, t->m->num_pieces);
   t->state = TORRENT_DOWNLOADING;
   if (!uv_is_active((uv_handle_t *)&t->tick))
@@ -1608,12 +1616,9 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
   ratelimit_init(&t->rl_up, 0, 0, uv_now(s->loop));
   ext_md_asm_init(&t->md, m->infohash);
   t->dir = strdup(opts->download_dir ? opts->download_dir : ".");
-  t->id_used = calloc(65536 / 8, 1);
   int br = addrbook_init(&t->book, ADDRBOOK_MAX);
-  t->banned = calloc(TORRENT_MAX_BANNED, sizeof *t->banned);
-  t->pex_prev = calloc(EXT_PEX_MAX_ADDED, sizeof *t->pex_prev);
   int r = UV_ENOMEM;
-  if (t->dir == NULL || t->id_used == NULL || br < 0 || t->banned == NULL || t->pex_prev == NULL)
+  if (t->dir == NULL || br < 0)
     goto fail;
   if (t->has_metadata && (r = setup_pieces(t)) < 0)
     goto fail;

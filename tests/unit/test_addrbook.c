@@ -64,21 +64,21 @@ START_TEST(test_cap_and_eviction)
     ck_assert(added == (i < ADDRBOOK_MAX));
   }
   ck_assert_uint_eq(b.n, ADDRBOOK_MAX);
-  struct addr_entry *first = &b.e[0];
+  struct addr_entry *first = addrbook_at(&b, 0);
   struct sockaddr_storage extra = v4(0x0b000001, 6881);
   ck_assert_ptr_null(addrbook_add(&b, (struct sockaddr *)&extra, false, &added));  /* no one failing */
-  b.e[7].fails = 2;
-  b.e[7].connected = true;                       /* connected: stays */
-  b.e[9].fails = 1;
-  b.e[9].manual = true;                          /* manual: stays */
+  addrbook_at(&b, 7)->fails = 2;
+  addrbook_at(&b, 7)->connected = true;                       /* connected: stays */
+  addrbook_at(&b, 9)->fails = 1;
+  addrbook_at(&b, 9)->manual = true;                          /* manual: stays */
   ck_assert_ptr_null(addrbook_add(&b, (struct sockaddr *)&extra, false, &added));
-  b.e[11].fails = 3;                             /* this one gives way */
+  addrbook_at(&b, 11)->fails = 3;                             /* this one gives way */
   struct addr_entry *e = addrbook_add(&b, (struct sockaddr *)&extra, false, &added);
-  ck_assert_ptr_eq(e, &b.e[11]);
+  ck_assert_ptr_eq(e, addrbook_at(&b, 11));
   ck_assert(added);
   ck_assert_uint_eq(e->fails, 0);
   ck_assert(addrbook_same_addr(&e->addr, (struct sockaddr *)&extra));
-  ck_assert_ptr_eq(&b.e[0], first);
+  ck_assert_ptr_eq(addrbook_at(&b, 0), first);
   ck_assert_uint_eq(b.n, ADDRBOOK_MAX);
   addrbook_free(&b);
 }
