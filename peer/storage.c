@@ -1100,6 +1100,46 @@ int storage_finish(struct storage *s, storage_cb cb, void *ctx)
   return storage_io_submit(s, io, storage_finish_run);
 }
 
+/* ---- releasing idle descriptors ---- */
+
+static void storage_release_run(struct storage_req *r)
+{
+  struct storage *s = r->s;
+  struct storage_fd *dead[STORAGE_FD_CACHE];
+  uint32_t n = 0;
+  uv_mutex_lock(&s->fd_mu);
+  for (uint32_t i = 0; i < STORAGE_FD_CACHE; i++) {
+    struct storage_fd *e = s->fds[i];
+    if (e == NULL || e->refs > 0 || e->opening)
+      continue;
+    e->cached = false;
+    s->fds[i] = NULL;
+    dead[n++] = e;
+  }
+  uv_mutex_unlock(&s->fd_mu);
+  for (uint32_t i = 0; i < n; i++)
+    storage_fd_drop(dead[i]);
+}
+
+static void storage_release_finish(struct storage_req *r, int status)
+{
+  (void)status;
+  free(r);
+}
+
+int storage_release_fds(struct storage *s)
+{
+  if (s->closing)
+    return UV_ECANCELED;
+  struct storage_req *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return UV_ENOMEM;
+  int rc = storage_queue(s, r, storage_release_run, storage_release_finish);
+  if (rc < 0)
+    free(r);
+  return rc;
+}
+
 const char *storage_root_path(const struct storage *s)
 {
   return s->root;

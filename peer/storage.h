@@ -121,6 +121,12 @@ int storage_check(struct storage *s, struct bitfield *have, storage_progress_cb 
 int storage_check_some(struct storage *s, struct bitfield *have, const struct bitfield *only,
                        storage_progress_cb progress, storage_cb done, void *ctx);
 
+/* Closes the cached descriptors that no operation is using (on the
+ * threadpool); later operations open files again as needed.  For a torrent
+ * going idle, so that many idle torrents do not hold a descriptor each.
+ * 0, UV_ECANCELED (closing), UV_ENOMEM. */
+int storage_release_fds(struct storage *s);
+
 /* Called when the download is complete: creates the zero-length files of the
  * manifest (and their folders) that do not exist yet.  cb(ctx, 0) or the
  * first error (the other files are still attempted). */

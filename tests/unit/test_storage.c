@@ -800,6 +800,33 @@ START_TEST(test_fd_cache)
 }
 END_TEST
 
+/* Releasing idle descriptors: the open file is closed, and the next read
+ * opens it again and still gets the right bytes. */
+START_TEST(test_release_fds)
+{
+  struct fx f;
+  fx_setup(&f, "single.bin", 0, single_spec, 1, PL);
+  write_all(&f);
+  fx_reopen(&f);
+  uint8_t buf[PL];
+  ck_assert_int_eq(read_sync(&f, 0, 0, 100, buf), 0);
+  struct storage_stats st;
+  storage_get_stats(f.s, &st);
+  ck_assert_uint_eq(st.files_opened, 1);
+  ck_assert_int_eq(storage_release_fds(f.s), 0);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(read_sync(&f, 4, 8, 1000, buf), 0);
+  ck_assert(memcmp(buf, f.data + 4 * PL + 8, 1000) == 0);
+  storage_get_stats(f.s, &st);
+  ck_assert_uint_eq(st.files_opened, 2);
+  /* without a release the descriptor stays cached */
+  ck_assert_int_eq(read_sync(&f, 5, 0, 10, buf), 0);
+  storage_get_stats(f.s, &st);
+  ck_assert_uint_eq(st.files_opened, 2);
+  fx_teardown(&f);
+}
+END_TEST
+
 START_TEST(test_many_files)
 {
   /* more files than the fd cache holds, 700 bytes each, 4 KiB pieces */
@@ -1053,6 +1080,7 @@ Suite *storage_suite(void)
   tcase_add_test(tc, test_pad_files);
   tcase_add_test(tc, test_existing_data_kept);
   tcase_add_test(tc, test_fd_cache);
+  tcase_add_test(tc, test_release_fds);
   tcase_add_test(tc, test_many_files);
   tcase_add_test(tc, test_check_bounded);
   tcase_add_test(tc, test_close_inflight);
