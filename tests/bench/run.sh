@@ -621,6 +621,7 @@ has_section transfer && section_transfer
 has_section cross && section_cross
 has_section swarm && section_swarm
 has_section hash && section_hash
+source "$HERE/daemon.sh"   # the daemon section (tests/bench/daemon.sh): when BENCH_SECTIONS names "daemon" or is the default
 
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 out "load average at start: $START_LOAD, at end: $END_LOAD (other work on the machine skews the figures)"
