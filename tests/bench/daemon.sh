@@ -517,7 +517,7 @@ if [ "$DM_STANDALONE" = 1 ]; then
   out "results: $RESULTS (key=value), report: $REPORT"
   [ "${#FAILURES[@]}" -eq 0 ]
   exit $?
-elif has_section daemon || [ "$BENCH_SECTIONS" = "env transfer cross swarm hash" ]; then
+elif has_section daemon; then
   # from run.sh: asked for by name, or no sections chosen (common.sh's default list)
   dm_main || FAILURES+=("daemon: bad settings")
 fi

@@ -8,7 +8,7 @@
 # and the OpenSSL SHA-1 limit, and the environment.  Figures, not pass/fail: it
 # exits 1 only when a measurement could not be made.
 #   BENCH_RUNS=3 BENCH_SIZE_MIB=1024 BENCH_TIMEOUT=120 BUILD=build tests/bench/run.sh
-#   BENCH_CLIENTS="shoal libtorrent aria2"  BENCH_SECTIONS="env transfer cross swarm hash"
+#   BENCH_CLIENTS="shoal libtorrent aria2"  BENCH_SECTIONS="env transfer cross swarm hash daemon"
 #   BENCH_SWARM_MIB=256 BENCH_SWARM_LEECHERS=8
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tests/bench/common.sh
@@ -621,7 +621,7 @@ has_section transfer && section_transfer
 has_section cross && section_cross
 has_section swarm && section_swarm
 has_section hash && section_hash
-source "$HERE/daemon.sh"   # the daemon section (tests/bench/daemon.sh): when BENCH_SECTIONS names "daemon" or is the default
+source "$HERE/daemon.sh"   # the daemon section (tests/bench/daemon.sh), when BENCH_SECTIONS names "daemon"
 
 END_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 out "load average at start: $START_LOAD, at end: $END_LOAD (other work on the machine skews the figures)"
