@@ -1043,12 +1043,8 @@ static void reconcile(struct daemon *d)
   struct dt **v = daemon_sorted(d, &n);
   struct queue_entry *e = n ? calloc(n, sizeof *e) : NULL;
   uint8_t *out = n ? malloc(n) : NULL;
-  if (n && (v == NULL || e == NULL || out == NULL)) {
-    free(v);
-    free(e);
-    free(out);
-    return;
-  }
+  if (n && (v == NULL || e == NULL || out == NULL))
+    goto done;
   for (unsigned i = 0; i < n; i++) {
     struct dt *x = v[i];
     bool complete = x->t ? x->complete : (x->paths != NULL && x->complete);
@@ -1057,12 +1053,8 @@ static void reconcile(struct daemon *d)
       .paused = x->rs.state == RESUME_PAUSED, .error = x->rs.error && x->rs.error[0],
     };
   }
-  if (n && queue_select(e, n, d->set.max_active_downloads, d->set.max_active_seeds, out) < 0) {
-    free(v);
-    free(e);
-    free(out);
-    return;
-  }
+  if (n && queue_select(e, n, d->set.max_active_downloads, d->set.max_active_seeds, out) < 0)
+    goto done;
   for (unsigned i = 0; i < n; i++) {
     struct dt *x = v[i];
     x->qstate = out[i];
@@ -1072,15 +1064,16 @@ static void reconcile(struct daemon *d)
     else if (run && !x->t && !x->starting && !x->stopping && !x->saving)
       dt_start(x);
   }
-  free(v);
-  free(e);
-  free(out);
   for (struct dt *x = d->list, *next; x; x = next) {
     next = x->next;
     if (x->removed && x->t)
       dt_stop(x);
     maybe_finish(x);
   }
+done:
+  free(v);
+  free(e);
+  free(out);
 }
 
 static void on_kick(uv_timer_t *h) { reconcile(container_of(h, struct daemon, kick)); }
