@@ -7,6 +7,7 @@
 # missing at the kill (plus at most 8 MiB in flight, per `stats` "downloaded")
 # and ends with a file identical to the source.
 # SANITIZE_OK
+# VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4

@@ -8,6 +8,7 @@
 # completes from the pieces it kept and is identical too.
 # Needs root (mount); skipped otherwise.
 # SANITIZE_OK
+# VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4
