@@ -1124,10 +1124,10 @@ int dt_set_priorities(struct dt *x, const uint8_t *prio, uint32_t n)
   }
   for (uint32_t i = 0; i < n; i++)
     x->rs.files[i].priority = prio[i];
-  if (x->m)
+  if (x->t)
+    dt_snapshot(x);              /* the engine's view: a file wanted again means not complete */
+  else if (x->m)
     count_have(x->m, &x->rs.have, x->rs.files, &x->wanted, &x->have, &x->complete);
-  else if (x->t)
-    count_have(torrent_manifest(x->t), &x->rs.have, x->rs.files, &x->wanted, &x->have, &x->complete);
   dt_mark_dirty(x, x->t != NULL);
   if (x->t == NULL)
     dt_save(x);

@@ -656,6 +656,24 @@ void picker_have(struct picker *p, uint32_t piece)
     p->high_left--;
 }
 
+void picker_unhave(struct picker *p, uint32_t piece)
+{
+  if (p == NULL || piece >= p->num_pieces || !(p->st[piece] & ST_HAVE))
+    return;
+  uint32_t size = piece_size(p, piece);
+  unsigned prio = p->st[piece] & ST_PRIO;
+  p->st[piece] &= (uint8_t)~ST_HAVE;
+  refresh(p, piece);
+  p->have_count--;
+  p->have_bytes -= size;
+  if (prio != 0) {
+    p->wanted_left++;
+    p->wanted_bytes_left += size;
+  }
+  if (prio == 2)
+    p->high_left++;
+}
+
 void picker_piece_passed(struct picker *p, uint32_t piece)
 {
   picker_have(p, piece);

@@ -39,6 +39,10 @@ uint32_t picker_blocks_in_piece(const struct picker *p, uint32_t piece);
  * pieces found on disk, and after a hash check passed. */
 void picker_have(struct picker *p, uint32_t piece);
 bool picker_has(const struct picker *p, uint32_t piece);
+/* The opposite of picker_have: the piece is wanted again (its data turned
+ * out not to be whole on disk, e.g. part of it fell in a file that was
+ * skipped and is wanted now). */
+void picker_unhave(struct picker *p, uint32_t piece);
 
 /* Priority per piece: 0 = do not download, 1 = normal (default), 2 = high
  * (picked before normal ones). */

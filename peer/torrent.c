@@ -1741,6 +1741,27 @@ int torrent_set_file_priorities(struct torrent *t, const uint8_t *prio, uint32_t
   memcpy(t->file_prio, prio, n);
   for (uint32_t f = 0; f < n; f++)
     storage_set_skip(t->storage, f, prio[f] == 0);
+  if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)
+    return 0;                                  /* the check applies them when it ends */
+  /* a piece held but cut short by a file that was skipped and is wanted now
+   * lacks those bytes on disk: fetch it again */
+  for (uint32_t piece = 0; piece < m->num_pieces; piece++)
+    if (picker_has(t->picker, piece) && !bitfield_get(&t->have, piece) && whole_on_disk(t, piece))
+      picker_unhave(t->picker, piece);
+  count_files_missing(t);
+  if (t->state == TORRENT_SEEDING && !picker_done(t->picker)) {
+    LOG_INFO("%s: more files wanted: downloading again", m->name);
+    t->state = TORRENT_DOWNLOADING;
+    for (struct peer *p = t->peers; p; p = p->next) {
+      if (p->state != PEER_ACTIVE)
+        continue;
+      p->wanted = count_wanted(t, p);
+      update_interest(t, p);
+    }
+    try_connect(t);
+  } else if (t->state == TORRENT_DOWNLOADING && picker_done(t->picker)) {
+    become_seed(t);
+  }
   return 0;
 }
 

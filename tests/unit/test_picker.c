@@ -289,6 +289,36 @@ START_TEST(test_sequential)
 }
 END_TEST
 
+/* A held piece given back is wanted and picked again; counts follow. */
+START_TEST(test_unhave)
+{
+  struct picker *p = mkp(4, 1);
+  struct bitfield all;
+  bf_full(&all, 4);
+  picker_add_bitfield(p, &all);
+  for (uint32_t i = 0; i < 4; i++)
+    picker_have(p, i);
+  ck_assert(picker_done(p));
+  ck_assert_uint_eq(picker_have_count(p), 4);
+  picker_unhave(p, 2);
+  picker_unhave(p, 2);                                /* twice: no change */
+  ck_assert(!picker_has(p, 2));
+  ck_assert(!picker_done(p));
+  ck_assert_uint_eq(picker_have_count(p), 3);
+  ck_assert_uint_eq(picker_have_bytes(p), 3 * BS);
+  ck_assert_uint_eq(picker_wanted_bytes_left(p), BS);
+  struct picker_block out[4];
+  ck_assert_int_eq(picker_pick(p, &all, 1, out, 4, 7), 1);
+  ck_assert_uint_eq(out[0].piece, 2);
+  /* a piece not wanted (priority 0) given back stays out of the count */
+  picker_set_priority(p, 3, 0);
+  picker_unhave(p, 3);
+  ck_assert_uint_eq(picker_wanted_bytes_left(p), BS);
+  bitfield_free(&all);
+  picker_free(p);
+}
+END_TEST
+
 START_TEST(test_random_first)
 {
   /* piece 0 is rarest, but the first pieces are random */
@@ -1218,6 +1248,7 @@ Suite *picker_suite(void)
   tcase_add_test(tc, test_rarest_ties_random);
   tcase_add_test(tc, test_random_first);
   tcase_add_test(tc, test_sequential);
+  tcase_add_test(tc, test_unhave);
   tcase_add_test(tc, test_started_first);
   tcase_add_test(tc, test_priorities);
   tcase_add_test(tc, test_priorities_random_and_started);
