@@ -1516,8 +1516,11 @@ static void reload_settings(struct daemon *d)
   settings_free(o);
   *o = n;
   log_level = o->log_level;
-  if (log_changed && open_log(o) < 0)
+  /* reopened even when unchanged: after logrotate moved it, SIGHUP starts a new file */
+  if (o->log_file[0] && open_log(o) < 0)
     LOG_ERROR("cannot open the log file %s", o->log_file);
+  else if (log_changed && o->log_file[0] == 0)
+    LOG_WARN("log_file is now empty: logging goes on where it went until the next start");
   rpc_server_set_host_names(d->rpc, (const char *const *)o->rpc_host_names, o->num_rpc_host_names);
   session_set_max_peers_global(d->session, o->max_peers_global);
   daemon_apply_rates(d);

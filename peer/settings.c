@@ -30,7 +30,7 @@ struct field {
 #define OFF(m) offsetof(struct settings, m)
 static const struct field fields[] = {
   { "download_dir", K_PATH, 0, OFF(download_dir), 0, 0, NULL },
-  { "listen_port", K_U16, 0, OFF(listen_port), 0, 65535, " (0 = any free port)" },
+  { "listen_port", K_U16, 0, OFF(listen_port), 0, 65535, " (0 = the first free one of 6881-6890, else any)" },
   { "bind", K_ADDR, F_EMPTY_OK, OFF(bind), 0, 0, ", or \"\" for all addresses" },
   { "rpc_port", K_U16, 0, OFF(rpc_port), 1, 65535, NULL },
   { "rpc_bind", K_ADDR, 0, OFF(rpc_bind), 0, 0, NULL },

@@ -36,7 +36,7 @@ void settings_env_from_process(struct settings_env *env);
 struct settings {
   char *download_dir;            /* absolute path; default $XDG_DATA_HOME/shoal/downloads
                                     or $HOME/.local/share/shoal/downloads */
-  uint16_t listen_port;          /* peer port, 0..65535 (0 = any free port); 6881 */
+  uint16_t listen_port;          /* peer port, 0..65535 (0 = the first free one of 6881-6890, else any); 6881 */
   char *bind;                    /* peer listen address, IPv4/IPv6 literal; "" = all */
   uint16_t rpc_port;             /* control API port, 1..65535; 6880 */
   char *rpc_bind;                /* control API address, IPv4/IPv6 literal; "127.0.0.1" */
