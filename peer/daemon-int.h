@@ -75,11 +75,14 @@ void dt_stats(const struct dt *x, struct torrent_stats *st, uint64_t *up_total, 
 struct dt **daemon_sorted(struct daemon *d, unsigned *n);   /* queue order; free() it; NULL if none or no memory */
 void daemon_kick(struct daemon *d);                          /* re-decide the queue soon */
 void dt_mark_dirty(struct dt *x, bool now);                  /* save soon (now: at once) */
-/* Adds a .torrent (data) or a magnet link.  dir NULL = the default folder;
- * only NULL = every file.  Returns 0 with *out, or an HTTP status (400 bad
- * input, 409 already there, 500) with a one-line reason in err. */
-int daemon_add(struct daemon *d, const uint8_t *data, size_t len, const char *magnet, const char *dir, bool paused,
-               const char *only, bool sequential, struct dt **out, char *err, size_t errlen);
+/* Adds a .torrent -- its bytes data[0..len) and m, the manifest parsed from
+ * them on the threadpool (taken over, also on error) -- or a magnet link
+ * (data and m NULL).  dir NULL = the default folder; only NULL = every
+ * file.  Returns 0 with *out, or an HTTP status (400 bad input, 409 already
+ * there, 500) with a one-line reason in err. */
+int daemon_add(struct daemon *d, const uint8_t *data, size_t len, struct manifest *m, const char *magnet,
+               const char *dir, bool paused, const char *only, bool sequential, struct dt **out, char *err,
+               size_t errlen);
 void dt_pause(struct dt *x, bool pause);
 void dt_remove(struct dt *x, bool delete_data);
 void dt_verify(struct dt *x);

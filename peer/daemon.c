@@ -1265,12 +1265,15 @@ static int add_common(struct daemon *d, const uint8_t ih[20], const char *dir, b
   return 0;
 }
 
-int daemon_add(struct daemon *d, const uint8_t *data, size_t len, const char *magnet, const char *dir, bool paused,
-               const char *only, bool sequential, struct dt **out, char *err, size_t errlen)
+int daemon_add(struct daemon *d, const uint8_t *data, size_t len, struct manifest *m, const char *magnet,
+               const char *dir, bool paused, const char *only, bool sequential, struct dt **out, char *err,
+               size_t errlen)
 {
   struct dt *x = NULL;
   int st;
   if (magnet) {
+    if (m)
+      manifest_free(m);
     struct magnet mg;
     char perr[SHOAL_ERRLEN];
     if (magnet_parse(&mg, magnet, perr, sizeof perr) < 0) {
@@ -1295,11 +1298,8 @@ int daemon_add(struct daemon *d, const uint8_t *data, size_t len, const char *ma
       return st;
     write_config_file(x, magnet, strlen(magnet), ".magnet", NULL);
   } else {
-    struct manifest *m;
-    char perr[SHOAL_ERRLEN];
-    int r = manifest_parse(data, len, &m, perr, sizeof perr);
-    if (r < 0) {
-      snprintf(err, errlen, "not a valid torrent: %s", perr);
+    if (m == NULL) {
+      snprintf(err, errlen, "no torrent given");
       return 400;
     }
     if ((st = add_common(d, m->infohash, dir, paused, sequential, &x, err, errlen)) != 0) {
@@ -1316,11 +1316,12 @@ int daemon_add(struct daemon *d, const uint8_t *data, size_t len, const char *ma
       uint8_t *prio = calloc(m->num_files ? m->num_files : 1, 1);
       char perr2[SHOAL_ERRLEN];
       if (prio == NULL || filesel_parse(only, prio, m->num_files, perr2, sizeof perr2) < 0) {
+        int status = prio ? 400 : 500;
         snprintf(err, errlen, "%s", prio ? perr2 : "out of memory");
         free(prio);
         manifest_free(m);
         dt_free(x);
-        return prio ? 400 : 500;
+        return status;
       }
       for (uint32_t i = 0; i < m->num_files; i++)
         x->rs.files[i].priority = prio[i];
@@ -1341,14 +1342,27 @@ int daemon_add(struct daemon *d, const uint8_t *data, size_t len, const char *ma
 
 /* ---- the watch folder ---- */
 
-static enum watch_verdict on_watch(void *ctx, const char *path, const uint8_t *data, size_t len)
+/* Threadpool: a watched file's bytes into a manifest (the infohash is a hash). */
+static void *watch_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+  struct manifest *m = NULL;
+  if (manifest_parse(data, len, &m, err, errlen) < 0)
+    return NULL;
+  return m;
+}
+
+static void free_manifest(void *m) { manifest_free(m); }
+
+static enum watch_verdict on_watch(void *ctx, const char *path, const uint8_t *data, size_t len, void *parsed)
 {
   struct daemon *d = ctx;
-  if (d->shutting_down)
+  if (d->shutting_down) {
+    manifest_free(parsed);
     return WATCH_RETRY;
+  }
   struct dt *x;
   char err[SHOAL_ERRLEN];
-  int st = daemon_add(d, data, len, NULL, NULL, false, NULL, false, &x, err, sizeof err);
+  int st = daemon_add(d, data, len, parsed, NULL, NULL, false, NULL, false, &x, err, sizeof err);
   if (st == 0) {
     LOG_INFO("watch folder: added %s", path);
     return WATCH_ADDED;
@@ -1371,10 +1385,12 @@ static void restart_watch(struct daemon *d)
   }
   if (d->set.watch_dir && d->set.watch_dir[0] && !d->shutting_down) {
     int r = watch_start(d->loop, d->set.watch_dir, on_watch, d, &d->watch);
-    if (r < 0)
+    if (r < 0) {
       LOG_ERROR("cannot watch %s: %s", d->set.watch_dir, uv_strerror(r));
-    else
-      LOG_INFO("watching %s for .torrent files", d->set.watch_dir);
+      return;
+    }
+    watch_set_parser(d->watch, watch_parse, free_manifest);
+    LOG_INFO("watching %s for .torrent files", d->set.watch_dir);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/magnet.h"
 #include "common/ratelimit.h"
+#include "common/util.h"
 #include "peer/daemon-int.h"
 #include "peer/queue.h"
 
@@ -204,6 +205,81 @@ static json_t *details(struct daemon *d, const struct dt *x)
 
 /* ---- methods ---- */
 
+/* An add of a .torrent: decoding and parsing (which hashes the info dict)
+ * run on the threadpool; the torrent is added and the call answered back on
+ * the loop. */
+struct add_job {
+  uv_work_t req;
+  struct daemon *d;
+  struct rpc_call *call;
+  char *b64;
+  char *dir, *only;
+  bool paused, sequential;
+  uint8_t *data;
+  size_t len;
+  struct manifest *m;
+  int status;                   /* 0, or the HTTP status of the failure */
+  char err[SHOAL_ERRLEN + 32];
+};
+
+static void add_job_free(struct add_job *j)
+{
+  if (j->m)
+    manifest_free(j->m);
+  free(j->b64);
+  free(j->dir);
+  free(j->only);
+  free(j->data);
+  free(j);
+}
+
+static void add_work(uv_work_t *req)
+{
+  struct add_job *j = container_of(req, struct add_job, req);
+  size_t blen = strlen(j->b64), cap = blen / 4 * 3 + 3;
+  if ((j->data = malloc(cap)) == NULL) {
+    j->status = 500;
+    snprintf(j->err, sizeof j->err, "out of memory");
+    return;
+  }
+  if (sodium_base642bin(j->data, cap, j->b64, blen, "\n\r ", &j->len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+    j->status = 400;
+    snprintf(j->err, sizeof j->err, "\"torrent\" is not valid base64");
+    return;
+  }
+  char perr[SHOAL_ERRLEN];
+  if (manifest_parse(j->data, j->len, &j->m, perr, sizeof perr) < 0) {
+    j->m = NULL;
+    j->status = 400;
+    snprintf(j->err, sizeof j->err, "not a valid torrent: %s", perr);
+  }
+}
+
+static void add_done(uv_work_t *req, int status)
+{
+  struct add_job *j = container_of(req, struct add_job, req);
+  struct daemon *d = j->d;
+  if (status < 0 || d->shutting_down) {
+    rpc_reply(j->call, 503, NULL, "the daemon is shutting down");
+  } else if (j->status) {
+    rpc_reply(j->call, j->status, NULL, j->err);
+  } else {
+    struct dt *x;
+    struct manifest *m = j->m;
+    j->m = NULL;                 /* daemon_add takes it */
+    int st = daemon_add(d, j->data, j->len, m, NULL, j->dir, j->paused, j->only, j->sequential, &x, j->err,
+                        sizeof j->err);
+    if (st)
+      rpc_reply(j->call, st, NULL, j->err);
+    else
+      rpc_reply(j->call, 200,
+                json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
+                          x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
+                NULL);
+  }
+  add_job_free(j);
+}
+
 static void m_add(struct daemon *d, struct rpc_call *call, json_t *params)
 {
   const char *b64 = param_str(params, "torrent"), *magnet = param_str(params, "magnet");
@@ -219,38 +295,40 @@ static void m_add(struct daemon *d, struct rpc_call *call, json_t *params)
     rpc_reply(call, 400, NULL, "\"download_dir\" and \"only\" are strings");
     return;
   }
-  uint8_t *data = NULL;
-  size_t len = 0;
-  if (b64) {
-    size_t blen = strlen(b64);
-    if (blen / 4 * 3 > ADD_MAX_TORRENT) {
-      rpc_replyf(call, 413, "the torrent is larger than %u bytes", ADD_MAX_TORRENT);
-      return;
-    }
-    data = malloc(blen / 4 * 3 + 3);
-    if (data == NULL) {
-      rpc_reply(call, 500, NULL, "out of memory");
-      return;
-    }
-    if (sodium_base642bin(data, blen / 4 * 3 + 3, b64, blen, "\n\r ", &len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-      free(data);
-      rpc_reply(call, 400, NULL, "\"torrent\" is not valid base64");
-      return;
-    }
-  }
-  struct dt *x;
-  char err[SHOAL_ERRLEN];
-  int st = daemon_add(d, data, len, magnet, dirv ? json_string_value(dirv) : NULL, paused,
-                      onlyv ? json_string_value(onlyv) : NULL, sequential, &x, err, sizeof err);
-  free(data);
-  if (st) {
-    rpc_reply(call, st, NULL, err);
+  const char *dir = dirv ? json_string_value(dirv) : NULL, *only = onlyv ? json_string_value(onlyv) : NULL;
+  if (magnet) {                  /* nothing to hash: added at once */
+    struct dt *x;
+    char err[SHOAL_ERRLEN];
+    int st = daemon_add(d, NULL, 0, NULL, magnet, dir, paused, only, sequential, &x, err, sizeof err);
+    if (st)
+      rpc_reply(call, st, NULL, err);
+    else
+      rpc_reply(call, 200,
+                json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
+                          x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
+                NULL);
     return;
   }
-  rpc_reply(call, 200,
-            json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
-                      x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
-            NULL);
+  if (strlen(b64) / 4 * 3 > ADD_MAX_TORRENT) {
+    rpc_replyf(call, 413, "the torrent is larger than %u bytes", ADD_MAX_TORRENT);
+    return;
+  }
+  struct add_job *j = calloc(1, sizeof *j);
+  if (j == NULL || (j->b64 = strdup(b64)) == NULL || (dir && (j->dir = strdup(dir)) == NULL) ||
+      (only && (j->only = strdup(only)) == NULL)) {
+    if (j)
+      add_job_free(j);
+    rpc_reply(call, 500, NULL, "out of memory");
+    return;
+  }
+  j->d = d;
+  j->call = call;
+  j->paused = paused;
+  j->sequential = sequential;
+  if (uv_queue_work(d->loop, &j->req, add_work, add_done) < 0) {
+    add_job_free(j);
+    rpc_reply(call, 500, NULL, "cannot queue the work");
+  }
 }
 
 static void m_list(struct daemon *d, struct rpc_call *call)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -52,6 +53,8 @@ struct watch {
   char *dir;            /* absolute, no trailing '/' (except "/" itself); never changes */
   watch_cb cb;
   void *ctx;
+  watch_parse_fn parse;  /* set before the first read; read by read jobs */
+  void (*free_parsed)(void *obj);
   uv_timer_t timer;
   uint64_t due;         /* when the timer fires (valid while it is active) */
   uv_fs_event_t ev;
@@ -69,7 +72,7 @@ struct watch {
   struct cand cands[WATCH_MAX_CANDS];
 };
 
-/* ---- jobs (their work functions touch only the job and w->dir) ---- */
+/* ---- jobs (their work functions touch only the job, w->dir and w->parse) ---- */
 
 struct scan_ent {
   char *name;
@@ -86,7 +89,7 @@ struct scan_job {
   struct scan_ent ents[WATCH_MAX_CANDS];
 };
 
-enum read_result { READ_OK, READ_GONE, READ_CHANGED, READ_TOOBIG, READ_FAIL };
+enum read_result { READ_OK, READ_GONE, READ_CHANGED, READ_TOOBIG, READ_FAIL, READ_INVALID };
 
 struct read_job {
   uv_work_t req;
@@ -99,6 +102,8 @@ struct read_job {
   uint64_t size;        /* READ_TOOBIG: the size found */
   uint8_t *data;
   size_t len;
+  void *parsed;         /* READ_OK with a parser: what it made of data */
+  char why[SHOAL_ERRLEN];  /* READ_INVALID: the parser's reason */
 };
 
 struct rename_job {
@@ -606,6 +611,8 @@ static void read_work(uv_work_t *req)
   }
   j->len = got;
   j->result = READ_OK;
+  if (j->w->parse && (j->parsed = j->w->parse(j->data, j->len, j->why, sizeof j->why)) == NULL)
+    j->result = READ_INVALID;
 out:
   close(fd);
 }
@@ -618,6 +625,8 @@ static void read_done(uv_work_t *req, int status)
   w->pending--;
   w->reads--;
   if (w->stopping) {
+    if (j->parsed && w->free_parsed)
+      w->free_parsed(j->parsed);
     free(j->data);
     free(j->path);
     free(j);
@@ -658,8 +667,14 @@ static void read_done(uv_work_t *req, int status)
     rename_start(w, j->slot, path, ".invalid");
     path = NULL;
     break;
+  case READ_INVALID:
+    LOG_WARN("watch: %s is invalid (%s); renaming it .invalid", path, j->why);
+    rename_start(w, j->slot, path, ".invalid");
+    path = NULL;
+    break;
   case READ_OK: {
-    enum watch_verdict v = w->cb(w->ctx, path, j->data, j->len);
+    enum watch_verdict v = w->cb(w->ctx, path, j->data, j->len, j->parsed);
+    j->parsed = NULL;
     free(j->data);
     j->data = NULL;
     /* The callback may have called watch_stop: the verdict still counts
@@ -714,6 +729,12 @@ static void pump(struct watch *w)
 }
 
 /* ---- public ---- */
+
+void watch_set_parser(struct watch *w, watch_parse_fn parse, void (*free_parsed)(void *obj))
+{
+  w->parse = parse;
+  w->free_parsed = free_parsed;
+}
 
 int watch_start(uv_loop_t *loop, const char *dir, watch_cb cb, void *ctx, struct watch **out)
 {

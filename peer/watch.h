@@ -21,11 +21,19 @@ struct watch;
 /* A file "<dir>/<name>" ending in ".torrent" (case-insensitive) that is a
  * regular file (not a link), at most WATCH_MAX_FILE bytes, and stable (same
  * size and mtime for WATCH_SETTLE_MS), read on the threadpool: data[0..len)
- * borrowed for the call.  The callback returns its verdict and, for
- * WATCH_INVALID, may log its reason itself.  A file too large or unreadable
- * is renamed .invalid by the watch itself, with a LOG_WARN line naming the
- * file and the reason. */
-typedef enum watch_verdict (*watch_cb)(void *ctx, const char *path, const uint8_t *data, size_t len);
+ * borrowed for the call; `parsed` is what the parser (watch_set_parser)
+ * made of it, owned by the callback from now on (NULL without a parser).
+ * The callback returns its verdict and, for WATCH_INVALID, may log its
+ * reason itself.  A file too large, unreadable, or refused by the parser is
+ * renamed .invalid by the watch itself, with a LOG_WARN line naming the file
+ * and the reason. */
+typedef enum watch_verdict (*watch_cb)(void *ctx, const char *path, const uint8_t *data, size_t len,
+                                       void *parsed);
+
+/* Parses a file's bytes ON THE THREADPOOL (so it must touch nothing but its
+ * arguments): returns an object for the callback, or NULL with a one-line
+ * reason in err (errlen >= SHOAL_ERRLEN bytes). */
+typedef void *(*watch_parse_fn)(const uint8_t *data, size_t len, char *err, size_t errlen);
 
 /* Starts watching dir (absolute; copied): uv_fs_event when the platform
  * gives it, plus a rescan every WATCH_SCAN_MS; directory listing, stat,
@@ -33,6 +41,11 @@ typedef enum watch_verdict (*watch_cb)(void *ctx, const char *path, const uint8_
  * error (it is looked for again at each scan, with one LOG_WARN).
  * 0, UV_EINVAL, UV_ENOMEM. */
 int watch_start(uv_loop_t *loop, const char *dir, watch_cb cb, void *ctx, struct watch **out);
+/* Sets the parser run on each file read, and how to free what it returns
+ * when the callback will not get it (the watch is stopping).  Call right
+ * after watch_start, before the loop runs again. */
+void watch_set_parser(struct watch *w, watch_parse_fn parse, void (*free_parsed)(void *obj));
+
 /* Stops; work already on the threadpool finishes first; cb(ctx) when freed
  * (may be NULL).  No callback to watch_cb after this returns. */
 void watch_stop(struct watch *w, void (*cb)(void *ctx), void *ctx);

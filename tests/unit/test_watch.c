@@ -21,6 +21,7 @@ struct call {
   size_t len;
   uint8_t head[64];   /* the first bytes */
   uint64_t at_ms;     /* since the fixture started */
+  char parsed[16];    /* what the parser made of it ("" without a parser) */
 };
 
 struct fix {
@@ -51,7 +52,7 @@ static void on_stopped(void *ctx)
   f->stopped++;
 }
 
-static enum watch_verdict on_file(void *ctx, const char *path, const uint8_t *data, size_t len)
+static enum watch_verdict on_file(void *ctx, const char *path, const uint8_t *data, size_t len, void *parsed)
 {
   struct fix *f = ctx;
   ck_assert_int_eq(f->stopped, 0);
@@ -62,6 +63,11 @@ static enum watch_verdict on_file(void *ctx, const char *path, const uint8_t *da
   c->len = len;
   memcpy(c->head, data, len < sizeof c->head ? len : sizeof c->head);
   c->at_ms = elapsed_ms(f);
+  c->parsed[0] = 0;
+  if (parsed) {
+    snprintf(c->parsed, sizeof c->parsed, "%s", (const char *)parsed);
+    free(parsed);                      /* the callback owns it */
+  }
   enum watch_verdict v = f->verdicts[f->ncalls];
   const char *base = strrchr(path, '/');
   if (f->invalid_name && base && strcmp(base + 1, f->invalid_name) == 0)
@@ -445,6 +451,49 @@ START_TEST(test_rename_taken)
 }
 END_TEST
 
+/* A parser that runs on the threadpool: takes files starting with 'd',
+ * refuses the others with a reason. */
+static void *parse_dict(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+  if (len == 0 || data[0] != 'd') {
+    snprintf(err, errlen, "does not start with a dictionary");
+    return NULL;
+  }
+  char *out = malloc(32);
+  if (out)
+    snprintf(out, 32, "dict%zu", len);
+  return out;
+}
+
+static bool parsed_both(struct fix *f)
+{
+  return f->ncalls >= 1 && exists(f, "good.torrent.added") && exists(f, "bad.torrent.invalid");
+}
+
+START_TEST(test_parser)
+{
+  struct fix f;
+  fix_init(&f, NULL);
+  put(&f, "good.torrent", "d1:ai1ee");
+  put(&f, "bad.torrent", "garbage");
+  fix_capture_log(&f);
+  uv_update_time(&f.loop);
+  f.t0 = uv_hrtime();
+  ck_assert_int_eq(watch_start(&f.loop, f.dir, on_file, &f, &f.w), 0);
+  watch_set_parser(f.w, parse_dict, free);
+  bool ok = run_until(&f, 5000, parsed_both);
+  char *log = fix_log_text(&f);
+  ck_assert_msg(ok, "log: %s", log);
+  ck_assert_int_eq(f.ncalls, 1);                  /* the refused file never reaches the callback */
+  ck_assert(called_with(&f, 0, "good.torrent", "d1:ai1ee"));
+  ck_assert_str_eq(f.calls[0].parsed, "dict8");
+  ck_assert_msg(strstr(log, "bad.torrent") != NULL && strstr(log, "does not start with a dictionary") != NULL,
+                "log: %s", log);
+  free(log);
+  fix_done(&f);
+}
+END_TEST
+
 START_TEST(test_too_large)
 {
   struct fix f;
@@ -612,6 +661,7 @@ Suite *watch_suite(void)
   tcase_add_test(tc, test_growing);
   tcase_add_test(tc, test_rename_taken);
   tcase_add_test(tc, test_too_large);
+  tcase_add_test(tc, test_parser);
   tcase_add_test(tc, test_per_scan_cap);
   tcase_add_test(tc, test_stop_in_flight);
   tcase_add_test(tc, test_stop_in_callback);
