@@ -17,6 +17,7 @@
 #define DAEMON_MAX_TORRENTS 100000u      /* more are refused (409) */
 #define DAEMON_TICK_MS 1000u             /* seed limits, stamps of activity */
 #define DAEMON_MAX_LISTED_PEERS 2000u
+#define DAEMON_SOCKET_FILE "rpc.sock"   /* the control API on a Unix socket, in the config dir */
 
 /* One torrent the daemon keeps, running or not. */
 struct dt {
@@ -56,7 +57,9 @@ struct daemon {
   char *config_dir, *torrents_dir, *resume_dir, *settings_path;
   char token[RPC_TOKEN_HEX + 1];
   struct session *session;
-  struct rpc_server *rpc;
+  struct rpc_server *rpc;         /* TCP (rpc_bind:rpc_port) */
+  struct rpc_server *rpc_unix;    /* <config dir>/rpc.sock, NULL when it could not be made */
+  char *socket_path;
   struct watch *watch;
   struct dt *list;
   unsigned count;

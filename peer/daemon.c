@@ -1538,6 +1538,8 @@ static void reload_settings(struct daemon *d)
   else if (log_changed && o->log_file[0] == 0)
     LOG_WARN("log_file is now empty: logging goes on where it went until the next start");
   rpc_server_set_host_names(d->rpc, (const char *const *)o->rpc_host_names, o->num_rpc_host_names);
+  if (d->rpc_unix)
+    rpc_server_set_host_names(d->rpc_unix, (const char *const *)o->rpc_host_names, o->num_rpc_host_names);
   session_set_max_peers_global(d->session, o->max_peers_global);
   daemon_apply_rates(d);
   for (struct dt *x = d->list; x; x = x->next) {
@@ -1709,6 +1711,11 @@ static void begin_shutdown(struct daemon *d, const char *why)
   if (d->rpc) {
     rpc_server_close(d->rpc, NULL, NULL);
     d->rpc = NULL;
+  }
+  if (d->rpc_unix) {
+    rpc_server_close(d->rpc_unix, NULL, NULL);
+    d->rpc_unix = NULL;
+    unlink(d->socket_path);
   }
   if (d->watch) {
     watch_stop(d->watch, NULL, NULL);
@@ -1976,6 +1983,12 @@ int daemon_main(int argc, char **argv)
     tell_parent(parent_fd, msg);
     return EXIT_RUNTIME;
   }
+  /* the same API on a Unix socket next to the token: reachable by this user only */
+  d->socket_path = path_join(d->config_dir, DAEMON_SOCKET_FILE);
+  struct rpc_server_config uc = rc;
+  uc.unix_path = d->socket_path;
+  if (d->socket_path && (r = rpc_server_start(d->loop, &uc, daemon_rpc_handle, d, &d->rpc_unix)) < 0)
+    LOG_WARN("no control socket %s: %s (the TCP one works)", d->socket_path, uv_strerror(r));
   if ((r = write_endpoint(d)) < 0)
     LOG_ERROR("cannot write %s/%s: %s", d->config_dir, RPC_ENDPOINT_FILE, uv_strerror(r));
 
@@ -2017,6 +2030,7 @@ int daemon_main(int argc, char **argv)
   free(d->torrents_dir);
   free(d->resume_dir);
   free(d->settings_path);
+  free(d->socket_path);
   uv_loop_close(d->loop);
   close(lock_fd);
   return d->exit_code;

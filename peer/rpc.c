@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -284,8 +285,16 @@ struct rpc_call {
   struct rpc_conn *conn;
 };
 
-struct rpc_conn {
+/* A TCP or a Unix-socket stream (same server code for both). */
+union rpc_stream {
+  uv_handle_t handle;
+  uv_stream_t stream;
   uv_tcp_t tcp;
+  uv_pipe_t pipe;
+};
+
+struct rpc_conn {
+  union rpc_stream h;
   uv_timer_t timer;
   uv_write_t write_req;
   uv_write_t cont_req;
@@ -327,7 +336,8 @@ struct rpc_conn {
 
 struct rpc_server {
   uv_loop_t *loop;
-  uv_tcp_t listener;
+  union rpc_stream listener;
+  bool unix_socket;           /* listening on a Unix socket, not TCP */
   rpc_handler handler;
   void *ctx;
   char token[RPC_TOKEN_HEX + 1];
@@ -427,7 +437,7 @@ static void rpc_conn_close(struct rpc_conn *c)
     c->call->conn = NULL;
     c->call = NULL;
   }
-  uv_close((uv_handle_t *)&c->tcp, rpc_on_handle_closed);
+  uv_close(&c->h.handle, rpc_on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, rpc_on_handle_closed);
 }
 
@@ -460,7 +470,7 @@ static void rpc_on_shutdown(uv_shutdown_t *req, int status)
     return;
   /* Read and drop until the client closes, so that closing does not reset
    * the connection under an answer not yet read; bounded in time. */
-  if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, rpc_alloc, rpc_on_drain_read) != 0) {
+  if (status < 0 || uv_read_start(&c->h.stream, rpc_alloc, rpc_on_drain_read) != 0) {
     rpc_conn_close(c);
     return;
   }
@@ -480,7 +490,7 @@ static void rpc_on_written(uv_write_t *req, int status)
   }
   c->state = RPC_DRAINING;
   c->shutdown_req.data = c;
-  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, rpc_on_shutdown) != 0)
+  if (uv_shutdown(&c->shutdown_req, &c->h.stream, rpc_on_shutdown) != 0)
     rpc_conn_close(c);
 }
 
@@ -513,7 +523,7 @@ static void rpc_conn_send(struct rpc_conn *c, int status, json_t *obj)
                     status, rpc_reason(status), blen + 1);
   c->body_out = text;
   c->state = RPC_WRITING;
-  uv_read_stop((uv_stream_t *)&c->tcp);
+  uv_read_stop(&c->h.stream);
   static char nl[] = "\n";
   uv_buf_t bufs[3] = {
     uv_buf_init(c->head_out, (unsigned)hl),
@@ -521,7 +531,7 @@ static void rpc_conn_send(struct rpc_conn *c, int status, json_t *obj)
     uv_buf_init(nl, 1),
   };
   c->write_req.data = c;
-  if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, 3, rpc_on_written) != 0) {
+  if (uv_write(&c->write_req, &c->h.stream, bufs, 3, rpc_on_written) != 0) {
     rpc_conn_close(c);
     return;
   }
@@ -817,7 +827,7 @@ static void rpc_conn_feed(struct rpc_conn *c, const char *p, size_t len)
           static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
           uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
           c->cont_req.data = c;
-          if (uv_write(&c->cont_req, (uv_stream_t *)&c->tcp, &b, 1, rpc_on_cont_written) != 0) {
+          if (uv_write(&c->cont_req, &c->h.stream, &b, 1, rpc_on_cont_written) != 0) {
             rpc_conn_close(c);
             return;
           }
@@ -869,6 +879,11 @@ static void rpc_on_refused_closed(uv_handle_t *h)
   free(h);
 }
 
+static int rpc_stream_init(struct rpc_server *s, union rpc_stream *h)
+{
+  return s->unix_socket ? uv_pipe_init(s->loop, &h->pipe, 0) : uv_tcp_init(s->loop, &h->tcp);
+}
+
 static void rpc_on_connection(uv_stream_t *listener, int status)
 {
   struct rpc_server *s = listener->data;
@@ -879,28 +894,28 @@ static void rpc_on_connection(uv_stream_t *listener, int status)
   if (s->closing)
     return;
   if (s->nconns >= RPC_MAX_CONNS) {
-    uv_tcp_t *t = malloc(sizeof *t);
+    union rpc_stream *t = malloc(sizeof *t);
     if (t == NULL)
       return;
-    if (uv_tcp_init(s->loop, t) != 0) {
+    if (rpc_stream_init(s, t) != 0) {
       free(t);
       return;
     }
-    if (uv_accept(listener, (uv_stream_t *)t) == 0)
+    if (uv_accept(listener, &t->stream) == 0)
       LOG_INFO("rpc: connection refused: %u connections open", s->nconns);
-    uv_close((uv_handle_t *)t, rpc_on_refused_closed);
+    uv_close(&t->handle, rpc_on_refused_closed);
     return;
   }
   struct rpc_conn *c = calloc(1, sizeof *c);
   if (c == NULL)
     return;
   c->srv = s;
-  if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+  if (rpc_stream_init(s, &c->h) != 0) {
     free(c);
     return;
   }
   uv_timer_init(s->loop, &c->timer);
-  c->tcp.data = c;
+  c->h.handle.data = c;
   c->timer.data = c;
   c->open_handles = 2;
   c->state = RPC_READING;
@@ -912,12 +927,13 @@ static void rpc_on_connection(uv_stream_t *listener, int status)
     s->conns->prev = c;
   s->conns = c;
   s->nconns++;
-  if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-      uv_read_start((uv_stream_t *)&c->tcp, rpc_alloc, rpc_on_read) != 0) {
+  if (uv_accept(listener, &c->h.stream) != 0 ||
+      uv_read_start(&c->h.stream, rpc_alloc, rpc_on_read) != 0) {
     rpc_conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
+  if (!s->unix_socket)
+    uv_tcp_nodelay(&c->h.tcp, 1);
   uv_timer_start(&c->timer, rpc_on_timeout, RPC_IDLE_TIMEOUT_MS, RPC_IDLE_TIMEOUT_MS);
 }
 
@@ -928,47 +944,74 @@ static void rpc_on_listener_closed(uv_handle_t *h)
   rpc_server_maybe_free(s);
 }
 
-int rpc_server_start(uv_loop_t *loop, const struct rpc_server_config *cfg, rpc_handler handler, void *ctx,
-                     struct rpc_server **out)
+/* The parts of a server both kinds share; the listener is not set up. */
+static struct rpc_server *rpc_server_new(uv_loop_t *loop, const struct rpc_server_config *cfg, rpc_handler handler,
+                                         void *ctx)
 {
-  *out = NULL;
-  if (cfg == NULL || handler == NULL || cfg->token == NULL || !rpc_is_token(cfg->token, strlen(cfg->token)))
-    return UV_EINVAL;
-  const char *bind = cfg->bind != NULL ? cfg->bind : "127.0.0.1";
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
-  unsigned flags = 0;
-  if (uv_ip4_addr(bind, cfg->port, (struct sockaddr_in *)&ss) != 0) {
-    if (strchr(bind, ':') == NULL || uv_ip6_addr(bind, cfg->port, (struct sockaddr_in6 *)&ss) != 0)
-      return UV_EINVAL;
-    flags = UV_TCP_IPV6ONLY;
-  }
   struct rpc_server *s = calloc(1, sizeof *s);
   if (s == NULL)
-    return UV_ENOMEM;
+    return NULL;
   if (rpc_copy_names(cfg->host_names, cfg->num_host_names, &s->names) != 0) {
     free(s);
-    return UV_ENOMEM;
+    return NULL;
   }
   s->num_names = s->names != NULL ? cfg->num_host_names : 0;
   s->loop = loop;
   s->handler = handler;
   s->ctx = ctx;
   memcpy(s->token, cfg->token, RPC_TOKEN_HEX + 1);
-  int r = uv_tcp_init(loop, &s->listener);
+  return s;
+}
+
+int rpc_server_start(uv_loop_t *loop, const struct rpc_server_config *cfg, rpc_handler handler, void *ctx,
+                     struct rpc_server **out)
+{
+  *out = NULL;
+  if (cfg == NULL || handler == NULL || cfg->token == NULL || !rpc_is_token(cfg->token, strlen(cfg->token)))
+    return UV_EINVAL;
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  unsigned flags = 0;
+  if (cfg->unix_path == NULL) {
+    const char *bind = cfg->bind != NULL ? cfg->bind : "127.0.0.1";
+    if (uv_ip4_addr(bind, cfg->port, (struct sockaddr_in *)&ss) != 0) {
+      if (strchr(bind, ':') == NULL || uv_ip6_addr(bind, cfg->port, (struct sockaddr_in6 *)&ss) != 0)
+        return UV_EINVAL;
+      flags = UV_TCP_IPV6ONLY;
+    }
+  } else if (cfg->unix_path[0] != '/' || strlen(cfg->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+    return UV_ENAMETOOLONG;    /* relative, or longer than a socket address holds */
+  }
+  struct rpc_server *s = rpc_server_new(loop, cfg, handler, ctx);
+  if (s == NULL)
+    return UV_ENOMEM;
+  s->unix_socket = cfg->unix_path != NULL;
+  int r = rpc_stream_init(s, &s->listener);
   if (r) {
     rpc_free_names(s->names, s->num_names);
     free(s);
     return r;
   }
-  s->listener.data = s;
-  r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, flags);
+  s->listener.handle.data = s;
+  if (s->unix_socket) {
+    /* a socket left by a daemon that died is replaced; anything else is not */
+    struct stat st;
+    if (lstat(cfg->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
+      unlink(cfg->unix_path);
+    r = uv_pipe_bind(&s->listener.pipe, cfg->unix_path);
+    /* 0600: the socket guards itself too, not only the folder it is in
+     * (umask is left alone: the threadpool may be creating files) */
+    if (!r && chmod(cfg->unix_path, 0600) != 0)
+      r = -errno;
+  } else {
+    r = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&ss, flags);
+  }
   if (!r)
-    r = uv_listen((uv_stream_t *)&s->listener, RPC_BACKLOG, rpc_on_connection);
-  if (!r) {
+    r = uv_listen(&s->listener.stream, RPC_BACKLOG, rpc_on_connection);
+  if (!r && !s->unix_socket) {
     struct sockaddr_storage name;
     int nl = sizeof name;
-    r = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&name, &nl);
+    r = uv_tcp_getsockname(&s->listener.tcp, (struct sockaddr *)&name, &nl);
     if (!r)
       s->port = name.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&name)->sin6_port)
                                            : ntohs(((struct sockaddr_in *)&name)->sin_port);
@@ -976,7 +1019,7 @@ int rpc_server_start(uv_loop_t *loop, const struct rpc_server_config *cfg, rpc_h
   if (r) {
     /* The handle must still be closed; the server frees itself then (no callback). */
     s->closing = true;
-    uv_close((uv_handle_t *)&s->listener, rpc_on_listener_closed);
+    uv_close(&s->listener.handle, rpc_on_listener_closed);
     return r;
   }
   *out = s;
@@ -1006,7 +1049,7 @@ void rpc_server_close(struct rpc_server *s, void (*cb)(void *ctx), void *ctx)
   s->closing = true;
   s->close_cb = cb;
   s->close_ctx = ctx;
-  uv_close((uv_handle_t *)&s->listener, rpc_on_listener_closed);
+  uv_close(&s->listener.handle, rpc_on_listener_closed);
   /* Closing a connection detaches its outstanding call, if any. */
   for (struct rpc_conn *c = s->conns; c != NULL; c = c->next)
     rpc_conn_close(c);

@@ -38,15 +38,20 @@ struct rpc_server_config {
   const char *token;                      /* RPC_TOKEN_HEX hex digits (copied) */
   const char *const *host_names;          /* extra names accepted in Host (copied) */
   size_t num_host_names;
+  const char *unix_path;                  /* set: listen on this Unix socket (absolute path,
+                                             created 0600; a stale socket there is replaced)
+                                             instead of TCP; bind and port are ignored */
 };
 
 struct rpc_server;
 
 /* Binds, listens and serves.  Errors: UV_EADDRINUSE etc. from libuv,
- * UV_EINVAL (bad bind address or token), UV_ENOMEM.  On error nothing is left open. */
+ * UV_EINVAL (bad bind address or token), UV_ENAMETOOLONG (a unix_path that
+ * is relative or too long for a socket address), UV_ENOMEM.  The same
+ * checks (Host, token, sizes) apply on a Unix socket.  On error nothing is left open. */
 int rpc_server_start(uv_loop_t *loop, const struct rpc_server_config *cfg, rpc_handler handler,
                      void *ctx, struct rpc_server **out);
-uint16_t rpc_server_port(const struct rpc_server *s);
+uint16_t rpc_server_port(const struct rpc_server *s);   /* 0 on a Unix socket */
 /* Replaces the extra Host names (SIGHUP reload).  0 or UV_ENOMEM (old names kept). */
 int rpc_server_set_host_names(struct rpc_server *s, const char *const *names, size_t n);
 /* Stops listening, closes every connection (calls not yet answered get

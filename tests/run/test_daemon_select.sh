@@ -4,7 +4,8 @@
 # then makes the seeding torrent download again and all three files end up
 # identical (the pieces that span file boundaries are fetched again for the bytes
 # that were left out).  Then the queue: with one download slot, the torrent moved
-# to the top of the queue takes the slot.
+# to the top of the queue takes the slot.  Last, the control API on the Unix
+# socket in the config dir: 0600, the token still required.
 # SANITIZE_OK
 # VALGRIND_OK
 source "$(dirname "$0")/lib.sh"
@@ -71,7 +72,20 @@ q2_runs() { [ "$(st "$Q2")" = downloading ] && [ "$(st "$Q1")" = queued ]; }
 check "the torrent moved to the top takes the slot" wait_for $((20 * SLOW)) "q2 runs" q2_runs
 check "list shows it first" test "$(jget "r['torrents'][0]['id'][:10]" list)" = "$Q2"
 
+# ---- the control API on the Unix socket next to the token ----
+SOCK="$CFG/rpc.sock"
+check "rpc.sock is a socket only its owner may use" bash -c "test -S '$SOCK' && test \$(stat -c %a '$SOCK') = 600"
+TOKEN=$(cat "$CFG/rpc-token")
+code=$(curl -s -o "$TMP/sock.out" -w '%{http_code}' --unix-socket "$SOCK" -H "Authorization: Bearer $TOKEN" \
+  -d '{"method":"list"}' http://localhost/rpc)
+check "the socket answers list with the token (HTTP $code)" test "$code" = 200
+check "... with the three torrents" test "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["result"]["torrents"]))' "$TMP/sock.out")" = 3
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$SOCK" -d '{"method":"pause","params":{"id":"all"}}' http://localhost/rpc)
+check "the socket refuses a call without the token (HTTP $code)" test "$code" = 401
+check "... and nothing was paused" test "$(jget "sum(t['state'] == 'paused' for t in r['torrents'])" list)" = 0
+
 kill -TERM "$DPID" 2>/dev/null
 wait_exit $((20 * SLOW)) "$DPID"
 check "SIGTERM: the daemon exits 0 (rc $WAIT_RC)" test "$WAIT_RC" = 0
+check "the socket is gone after the exit" test ! -e "$SOCK"
 finish

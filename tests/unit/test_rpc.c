@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -217,6 +218,7 @@ struct fx {
   uv_loop_t loop;
   struct rpc_server *srv;
   uint16_t port;
+  char unix_path[108];      /* set: the server is on this Unix socket */
   uv_async_t done;
   uv_timer_t guard;
   uv_timer_t later;
@@ -378,6 +380,23 @@ static int sock_connect(uint16_t port)
   return fd;
 }
 
+static int unix_connect(const char *path)
+{
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  struct timeval tv = { .tv_sec = 5 };
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+  if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static bool send_all(int fd, const char *p, size_t len)
 {
   while (len > 0) {
@@ -445,7 +464,7 @@ static void raw_exchange(struct fx *f, const char *req, size_t len, struct resp 
   memset(r, 0, sizeof *r);
   r->status = -1;
   int before = atomic_load(&f->calls);
-  int fd = sock_connect(f->port);
+  int fd = f->unix_path[0] ? unix_connect(f->unix_path) : sock_connect(f->port);
   if (fd < 0)
     return;
   send_all(fd, req, len); /* a refused request may be cut short: read the answer anyway */
@@ -650,6 +669,75 @@ static void client_async(struct fx *f)
   usleep(100 * 1000);
   echo_exchange(f, &f->r[2]);
 }
+
+/* The same server on a Unix socket: the same checks apply. */
+static void client_unix(struct fx *f)
+{
+  static const char *const reqs[] = {
+    "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: 34\r\n\r\n" ECHO_REQ,
+    "POST /rpc HTTP/1.1\r\n" H_HOST "Content-Length: 34\r\n\r\n" ECHO_REQ,
+    "POST /rpc HTTP/1.1\r\nHost: evil.example\r\n" H_AUTH "Content-Length: 34\r\n\r\n" ECHO_REQ,
+  };
+  for (int i = 0; i < 3; i++)
+    raw_exchange(f, reqs[i], strlen(reqs[i]), &f->r[i]);
+  f->n = 3;
+}
+
+START_TEST(test_server_unix)
+{
+  ck_assert_int_eq((int)strlen(ECHO_REQ), 34);
+  char dir[] = "/tmp/shoal-rpc.XXXXXX";
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  struct fx f;
+  for (int round = 0; round < 2; round++) {   /* the second start replaces the first one's socket file */
+    memset(&f, 0, sizeof f);
+    ck_assert_int_eq(uv_loop_init(&f.loop), 0);
+    snprintf(f.unix_path, sizeof f.unix_path, "%s/rpc.sock", dir);
+    struct rpc_server_config cfg = { .token = TOKEN, .unix_path = f.unix_path };
+    ck_assert_int_eq(rpc_server_start(&f.loop, &cfg, handler, &f, &f.srv), 0);
+    ck_assert_uint_eq(rpc_server_port(f.srv), 0);
+    struct stat st;
+    ck_assert_int_eq(lstat(f.unix_path, &st), 0);
+    ck_assert(S_ISSOCK(st.st_mode));
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    fx_run(&f, client_unix);
+    ck_assert_int_eq(f.r[0].status, 200);
+    ck_assert(strstr(f.r[0].body, "\"x\":1") != NULL);
+    ck_assert_int_eq(f.r[0].calls_delta, 1);
+    ck_assert_int_eq(f.r[1].status, 401);
+    ck_assert_int_eq(f.r[1].calls_delta, 0);
+    ck_assert_int_eq(f.r[2].status, 403);
+    ck_assert_int_eq(f.r[2].calls_delta, 0);
+  }
+  /* a file that is not a socket is never replaced */
+  unlink(f.unix_path);
+  int fd = open(f.unix_path, O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_ge(fd, 0);
+  close(fd);
+  uv_loop_t loop;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  struct rpc_server *srv = NULL;
+  struct rpc_server_config cfg = { .token = TOKEN, .unix_path = f.unix_path };
+  ck_assert_int_eq(rpc_server_start(&loop, &cfg, handler, NULL, &srv), UV_EADDRINUSE);
+  ck_assert_ptr_null(srv);
+  struct stat st;
+  ck_assert_int_eq(lstat(f.unix_path, &st), 0);
+  ck_assert(S_ISREG(st.st_mode));
+  /* relative, or too long for a socket address */
+  cfg.unix_path = "rpc.sock";
+  ck_assert_int_eq(rpc_server_start(&loop, &cfg, handler, NULL, &srv), UV_ENAMETOOLONG);
+  char longp[200];
+  memset(longp, 'a', sizeof longp - 1);
+  longp[0] = '/';
+  longp[sizeof longp - 1] = 0;
+  cfg.unix_path = longp;
+  ck_assert_int_eq(rpc_server_start(&loop, &cfg, handler, NULL, &srv), UV_ENAMETOOLONG);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  unlink(f.unix_path);
+  ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
 
 START_TEST(test_server_async)
 {
@@ -935,6 +1023,7 @@ Suite *rpc_suite(void)
   tcase_add_test(tc, test_server_start_errors);
   tcase_add_test(tc, test_server_requests);
   tcase_add_test(tc, test_server_async);
+  tcase_add_test(tc, test_server_unix);
   tcase_add_test(tc, test_server_close_with_call);
   tcase_add_test(tc, test_server_conn_limit);
   tcase_add_test(tc, test_client_call);
