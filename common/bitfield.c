@@ -16,6 +16,21 @@ int bitfield_init(struct bitfield *bf, uint32_t nbits)
   return 0;
 }
 
+int bitfield_copy(struct bitfield *dst, const struct bitfield *src)
+{
+  if (dst->nbits != src->nbits)
+    return UV_EINVAL;
+  memcpy(dst->bits, src->bits, bitfield_bytes(src->nbits));
+  dst->count = src->count;
+  return 0;
+}
+
+int bitfield_dup(struct bitfield *dst, const struct bitfield *src)
+{
+  int r = bitfield_init(dst, src->nbits);
+  return r < 0 ? r : bitfield_copy(dst, src);
+}
+
 void bitfield_free(struct bitfield *bf)
 {
   free(bf->bits);

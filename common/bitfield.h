@@ -14,6 +14,11 @@ struct bitfield {
 
 int bitfield_init(struct bitfield *bf, uint32_t nbits);  /* all clear; UV_ENOMEM */
 void bitfield_free(struct bitfield *bf);
+/* dst (initialised) takes src's bits and count; UV_EINVAL (dst unchanged)
+ * when their sizes differ. */
+int bitfield_copy(struct bitfield *dst, const struct bitfield *src);
+/* A new bitfield equal to src; dst owns nothing before.  0 or UV_ENOMEM. */
+int bitfield_dup(struct bitfield *dst, const struct bitfield *src);
 static inline size_t bitfield_bytes(uint32_t nbits) { return ((size_t)nbits + 7) / 8; }
 static inline bool bitfield_get(const struct bitfield *bf, uint32_t i) {
   return i < bf->nbits && (bf->bits[i >> 3] >> (7 - (i & 7))) & 1;

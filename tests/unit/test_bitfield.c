@@ -281,6 +281,34 @@ START_TEST(test_large)
 }
 END_TEST
 
+/* copy and dup carry bits and count; a size mismatch changes nothing */
+START_TEST(test_copy_dup)
+{
+  struct bitfield a, b, c;
+  ck_assert_int_eq(bitfield_init(&a, 21), 0);
+  bitfield_set(&a, 0);
+  bitfield_set(&a, 9);
+  bitfield_set(&a, 20);
+  ck_assert_int_eq(bitfield_dup(&b, &a), 0);
+  ck_assert_uint_eq(b.nbits, 21);
+  ck_assert_uint_eq(b.count, 3);
+  ck_assert(bitfield_get(&b, 0) && bitfield_get(&b, 9) && bitfield_get(&b, 20) && !bitfield_get(&b, 1));
+  bitfield_clear(&a, 9);
+  ck_assert(bitfield_get(&b, 9));                       /* its own bits */
+  ck_assert_int_eq(bitfield_copy(&b, &a), 0);
+  ck_assert_uint_eq(b.count, 2);
+  ck_assert(!bitfield_get(&b, 9));
+  ck_assert_int_eq(bitfield_init(&c, 22), 0);
+  bitfield_set(&c, 21);
+  ck_assert_int_eq(bitfield_copy(&c, &a), UV_EINVAL);
+  ck_assert_uint_eq(c.count, 1);
+  ck_assert(bitfield_get(&c, 21));
+  bitfield_free(&a);
+  bitfield_free(&b);
+  bitfield_free(&c);
+}
+END_TEST
+
 Suite *bitfield_suite(void)
 {
   Suite *s = suite_create("bitfield");
@@ -296,6 +324,7 @@ Suite *bitfield_suite(void)
   tcase_add_test(tc, test_load_wrong_length);
   tcase_add_test(tc, test_zero_bits);
   tcase_add_test(tc, test_large);
+  tcase_add_test(tc, test_copy_dup);
   suite_add_tcase(s, tc);
   return s;
 }
