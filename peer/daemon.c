@@ -106,13 +106,8 @@ static int rs_copy(struct resume *dst, const struct resume *src)
     if (ok)
       memcpy(dst->peers, src->peers, src->num_peers * sizeof *dst->peers);
   }
-  if (ok && src->have.nbits) {
-    ok = bitfield_init(&dst->have, src->have.nbits) == 0;
-    if (ok) {
-      memcpy(dst->have.bits, src->have.bits, bitfield_bytes(src->have.nbits));
-      dst->have.count = src->have.count;
-    }
-  }
+  if (ok && src->have.nbits)
+    ok = bitfield_dup(&dst->have, &src->have) == 0;
   if (!ok) {
     resume_free(dst);
     return UV_ENOMEM;
@@ -177,7 +172,8 @@ static void free_paths(char **p, uint32_t n)
   free(p);
 }
 
-/* Threadpool: the stamp of each file (size -1 when missing or not a regular file). */
+/* Threadpool: the stamp of each file (size -1 when missing or not a regular
+ * file); each entry's priority is left as it is. */
 static void stat_files(char *const *paths, uint32_t n, struct resume_file *out)
 {
   for (uint32_t i = 0; i < n; i++) {
@@ -372,20 +368,8 @@ struct save_job {
 static void save_work(uv_work_t *req)
 {
   struct save_job *j = container_of(req, struct save_job, req);
-  if (j->rs.num_files && j->x->paths) {
-    struct resume_file *now = malloc(j->rs.num_files * sizeof *now);
-    if (now == NULL) {
-      j->err = UV_ENOMEM;
-      return;
-    }
-    stat_files(j->x->paths, j->rs.num_files, now);
-    for (uint32_t i = 0; i < j->rs.num_files; i++) {
-      uint8_t prio = j->rs.files[i].priority;
-      j->rs.files[i] = now[i];
-      j->rs.files[i].priority = prio;
-    }
-    free(now);
-  }
+  if (j->rs.num_files && j->x->paths)
+    stat_files(j->x->paths, j->rs.num_files, j->rs.files);
   struct buf b;
   j->err = resume_encode(&j->rs, &b, j->msg, sizeof j->msg);
   if (j->err < 0)
@@ -404,12 +388,11 @@ static void save_done(uv_work_t *req, int status)
   x->busy--;
   if (status == 0 && j->err == 0) {
     /* the stamps just taken vouch for the have bits of the snapshot */
-    if (j->rs.num_files == x->rs.num_files && x->rs.files)
-      for (uint32_t i = 0; i < x->rs.num_files; i++) {
-        uint8_t prio = x->rs.files[i].priority;
-        x->rs.files[i] = j->rs.files[i];
-        x->rs.files[i].priority = prio;
-      }
+    for (uint32_t i = 0; j->rs.num_files == x->rs.num_files && i < x->rs.num_files; i++) {
+      x->rs.files[i].size = j->rs.files[i].size;   /* stamps only: priorities may have changed since */
+      x->rs.files[i].mtime_s = j->rs.files[i].mtime_s;
+      x->rs.files[i].mtime_ns = j->rs.files[i].mtime_ns;
+    }
     LOG_DEBUG("%s: resume record saved", x->hex);
   } else {
     LOG_ERROR("%s: cannot save the resume record %s: %s", x->rs.name, j->path,
@@ -442,7 +425,6 @@ static void dt_save(struct dt *x)
     LOG_ERROR("%s: out of memory saving the resume record", x->hex);
     return;
   }
-  /* the record's order is the daemon's */
   j->x = x;
   x->dirty = false;
   if (uv_queue_work(x->d->loop, &j->req, save_work, save_done) < 0) {
@@ -468,7 +450,6 @@ void dt_mark_dirty(struct dt *x, bool now)
 
 struct file_job {
   uv_work_t req;
-  struct daemon *d;
   struct dt *x;                 /* may be NULL */
   char *path;                   /* write data here (NULL: nothing to write) */
   struct buf data;
@@ -500,32 +481,63 @@ static void file_done(uv_work_t *req, int status)
   free(j);
 }
 
-/* Writes data (copied) to dir/<hex><ext> and then removes dir/<hex><ext_gone>. */
-static void write_config_file(struct dt *x, const void *data, size_t len, const char *ext, const char *ext_gone)
+/* Writes data (taken over: *data is left empty) to path atomically on the
+ * threadpool, then removes unlink_after; both paths are taken over too (NULL:
+ * nothing to do; a NULL path after a failed allocation is logged).  x, when
+ * not NULL, stays alive until the job is back. */
+static void queue_file_job(struct daemon *d, struct dt *x, char *path, struct buf *data, char *unlink_after)
 {
   struct file_job *j = calloc(1, sizeof *j);
-  if (j == NULL)
+  if (j == NULL || path == NULL) {
+    LOG_ERROR("cannot save %s: out of memory", path ? path : "a file in the config dir");
+    free(j);
+    free(path);
+    free(unlink_after);
+    buf_free(data);
     return;
-  j->d = x->d;
-  j->x = x;
-  char name[64];
-  snprintf(name, sizeof name, "%s%s", x->hex, ext);
-  j->path = path_join(x->d->torrents_dir, name);
-  buf_init(&j->data, len + 1);
-  if (ext_gone) {
-    snprintf(name, sizeof name, "%s%s", x->hex, ext_gone);
-    j->unlink_after = path_join(x->d->torrents_dir, name);
   }
-  if (j->path == NULL || (ext_gone && j->unlink_after == NULL) || buf_append(&j->data, data, len) < 0 ||
-      uv_queue_work(x->d->loop, &j->req, file_work, file_done) < 0) {
-    LOG_ERROR("%s: cannot save %s", x->hex, name);
+  j->x = x;
+  j->path = path;
+  j->data = *data;
+  buf_init(data, 0);
+  j->unlink_after = unlink_after;
+  if (uv_queue_work(d->loop, &j->req, file_work, file_done) < 0) {
+    LOG_ERROR("cannot save %s: the threadpool refused the job", path);
     buf_free(&j->data);
     free(j->path);
     free(j->unlink_after);
     free(j);
     return;
   }
-  x->busy++;
+  if (x)
+    x->busy++;
+}
+
+/* Writes data (taken over) to torrents/<hex><ext>, then removes torrents/<hex><ext_gone>. */
+static void write_config_file(struct dt *x, struct buf *data, const char *ext, const char *ext_gone)
+{
+  char name[64];
+  snprintf(name, sizeof name, "%s%s", x->hex, ext);
+  char *path = path_join(x->d->torrents_dir, name);
+  char *gone = NULL;
+  if (ext_gone) {
+    snprintf(name, sizeof name, "%s%s", x->hex, ext_gone);
+    gone = path_join(x->d->torrents_dir, name);
+  }
+  queue_file_job(x->d, x, path, data, gone);
+}
+
+/* The same for bytes the caller keeps. */
+static void write_config_copy(struct dt *x, const void *p, size_t len, const char *ext)
+{
+  struct buf b;
+  buf_init(&b, len + 1);
+  if (buf_append(&b, p, len) < 0) {
+    LOG_ERROR("%s: cannot save %s: out of memory", x->hex, ext);
+    buf_free(&b);
+    return;
+  }
+  write_config_file(x, &b, ext, NULL);
 }
 
 /* ---- removing a torrent for good (threadpool) ---- */
@@ -574,7 +586,6 @@ struct remove_job {
   char *dir;                    /* data folder, when deleting data */
   char **rel;                   /* data files relative to dir */
   uint32_t nrel;
-  uint32_t deleted;
 };
 
 static int by_length_desc(const void *a, const void *b)
@@ -592,8 +603,7 @@ static void remove_work(uv_work_t *req)
   if (j->dir == NULL)
     return;
   for (uint32_t i = 0; i < j->nrel; i++)
-    if (unlink_under(j->dir, j->rel[i], 0) == 0)
-      j->deleted++;
+    unlink_under(j->dir, j->rel[i], 0);
   /* then the folders they were in, deepest first, when empty */
   for (uint32_t i = 0; i < j->nrel; i++) {
     char *slash = strrchr(j->rel[i], '/');
@@ -693,7 +703,7 @@ static void ev_metadata(struct torrent *t, void *ctx)
   struct buf b;
   buf_init(&b, MANIFEST_MAX_FILE_SIZE);
   if (manifest_encode((struct manifest *)m, &b) == 0)
-    write_config_file(x, b.p, b.len, ".torrent", ".magnet");
+    write_config_file(x, &b, ".torrent", ".magnet");
   buf_free(&b);
   free(x->magnet);
   x->magnet = NULL;
@@ -828,9 +838,8 @@ static void prepare_done(uv_work_t *req, int status)
           (m->files[f].attr & MANIFEST_ATTR_PAD))
         continue;
       changed++;
-      int first = manifest_file_at(m, m->files[f].offset);
-      for (uint32_t p = first < 0 ? 0 : (uint32_t)(m->files[f].offset / m->piece_length);
-           p < m->num_pieces && piece_touches(m, p, f); p++)
+      for (uint32_t p = (uint32_t)(m->files[f].offset / m->piece_length); p < m->num_pieces && piece_touches(m, p, f);
+           p++)
         bitfield_set(&recheck, p);
     }
     if (changed || cleared)
@@ -838,8 +847,7 @@ static void prepare_done(uv_work_t *req, int status)
   }
   free(j->now);
   free(j);
-  bool full = !use;
-  if (full)
+  if (!use)
     LOG_INFO("%s: checking all data on disk", m->name);
   x->verify = false;
   struct torrent_opts opts = {
@@ -1128,9 +1136,7 @@ int dt_set_priorities(struct dt *x, const uint8_t *prio, uint32_t n)
     dt_snapshot(x);              /* the engine's view: a file wanted again means not complete */
   else if (x->m)
     count_have(x->m, &x->rs.have, x->rs.files, &x->wanted, &x->have, &x->complete);
-  dt_mark_dirty(x, x->t != NULL);
-  if (x->t == NULL)
-    dt_save(x);
+  dt_mark_dirty(x, true);
   daemon_kick(x->d);
   return 0;
 }
@@ -1165,9 +1171,7 @@ void dt_add_peer(struct dt *x, const struct sockaddr *sa)
   else
     x->rs.num_peers++;
   x->rs.peers[x->rs.num_peers - 1] = rp;
-  dt_mark_dirty(x, x->t != NULL);
-  if (x->t == NULL)
-    dt_save(x);
+  dt_mark_dirty(x, true);
 }
 
 void daemon_apply_rates(struct daemon *d)
@@ -1175,42 +1179,18 @@ void daemon_apply_rates(struct daemon *d)
   session_set_rate_limits(d->session, d->set.rate_down, d->set.rate_up);
 }
 
-struct settings_job {
-  uv_work_t req;
-  char *path;
-  char *text;
-  int err;
-};
-
-static void settings_work(uv_work_t *req)
-{
-  struct settings_job *j = container_of(req, struct settings_job, req);
-  j->err = resume_write_atomic(j->path, j->text, strlen(j->text));
-}
-
-static void settings_done(uv_work_t *req, int status)
-{
-  struct settings_job *j = container_of(req, struct settings_job, req);
-  if (status < 0 || j->err < 0)
-    LOG_ERROR("cannot write %s: %s", j->path, uv_strerror(status < 0 ? status : j->err));
-  free(j->path);
-  free(j->text);
-  free(j);
-}
-
 int daemon_save_settings(struct daemon *d)
 {
-  struct settings_job *j = calloc(1, sizeof *j);
-  if (j == NULL)
-    return UV_ENOMEM;
-  j->path = xstrdup(d->settings_path);
-  j->text = settings_to_text(&d->set);
-  if (j->path == NULL || j->text == NULL || uv_queue_work(d->loop, &j->req, settings_work, settings_done) < 0) {
-    free(j->path);
-    free(j->text);
-    free(j);
+  char *text = settings_to_text(&d->set);
+  struct buf b;
+  buf_init(&b, SETTINGS_MAX_TEXT);
+  if (text == NULL || buf_append(&b, text, strlen(text)) < 0) {
+    free(text);
+    buf_free(&b);
     return UV_ENOMEM;
   }
+  free(text);
+  queue_file_job(d, NULL, xstrdup(d->settings_path), &b, NULL);
   return 0;
 }
 
@@ -1296,7 +1276,7 @@ int daemon_add(struct daemon *d, const uint8_t *data, size_t len, struct manifes
     magnet_free(&mg);
     if (st)
       return st;
-    write_config_file(x, magnet, strlen(magnet), ".magnet", NULL);
+    write_config_copy(x, magnet, strlen(magnet), ".magnet");
   } else {
     if (m == NULL) {
       snprintf(err, errlen, "no torrent given");
@@ -1329,7 +1309,7 @@ int daemon_add(struct daemon *d, const uint8_t *data, size_t len, struct manifes
       free(prio);
     }
     x->m = m;
-    write_config_file(x, data, len, ".torrent", NULL);
+    write_config_copy(x, data, len, ".torrent");
   }
   DLIST_PUSH(d->list, x);
   d->count++;

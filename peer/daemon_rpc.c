@@ -146,6 +146,21 @@ static json_t *summary(struct daemon *d, const struct dt *x, unsigned index)
                    "added", (json_int_t)x->rs.added);
 }
 
+/* Bytes of file f inside pieces set in have (0 when have does not fit m). */
+static uint64_t file_have_bytes(const struct manifest *m, const struct bitfield *have, const struct manifest_file *f)
+{
+  uint64_t sum = 0, end = f->offset + f->length;
+  if (have->nbits != m->num_pieces || f->length == 0)
+    return 0;
+  for (uint64_t p = f->offset / m->piece_length; p < m->num_pieces && p * m->piece_length < end; p++) {
+    if (!bitfield_get(have, (uint32_t)p))
+      continue;
+    uint64_t ps = p * m->piece_length, pe = ps + manifest_piece_size(m, (uint32_t)p);
+    sum += MIN(pe, end) - MAX(ps, f->offset);
+  }
+  return sum;
+}
+
 static json_t *details(struct daemon *d, const struct dt *x)
 {
   json_t *o = summary(d, x, index_of(d, x));
@@ -154,31 +169,26 @@ static json_t *details(struct daemon *d, const struct dt *x)
   const struct manifest *m = x->t ? torrent_manifest(x->t) : x->m;
   bool known = m != NULL && x->paths != NULL;
   json_t *files = json_array(), *trackers = json_array();
+  /* what is held: the engine's view while running, else the saved one */
+  struct bitfield now = { 0 };
+  const struct bitfield *have = &x->rs.have;
+  if (x->t && torrent_copy_have(x->t, &now) == 0)
+    have = &now;
   if (known) {
     for (uint32_t i = 0; i < m->num_files; i++) {
       const struct manifest_file *f = &m->files[i];
       if (f->attr & MANIFEST_ATTR_PAD)
         continue;
-      uint64_t have = 0;
-      uint64_t end = f->offset + f->length;
-      for (uint64_t p = f->offset / m->piece_length; f->length && p < m->num_pieces && p * m->piece_length < end; p++) {
-        if (x->rs.have.nbits != m->num_pieces)
-          break;
-        struct bitfield hv = x->rs.have;
-        if (!bitfield_get(&hv, (uint32_t)p))
-          continue;
-        uint64_t ps = p * m->piece_length, pe = ps + manifest_piece_size(m, (uint32_t)p);
-        have += (pe < end ? pe : end) - (ps > f->offset ? ps : f->offset);
-      }
       json_array_append_new(files, json_pack("{s:I, s:s, s:I, s:s, s:I}", "index", (json_int_t)i, "path", f->path,
                                              "size", (json_int_t)f->length, "priority",
                                              prio_name(x->rs.files ? x->rs.files[i].priority : 1),
-                                             "have", (json_int_t)have));
+                                             "have", (json_int_t)file_have_bytes(m, have, f)));
     }
     for (uint32_t t = 0; t < m->num_tiers; t++)
       for (uint32_t u = 0; u < m->tiers[t].count; u++)
         json_array_append_new(trackers, json_string(m->tiers[t].urls[u]));
   }
+  bitfield_free(&now);
   char *link = magnet_build(x->ih, x->rs.name && x->rs.name[0] ? x->rs.name : NULL, NULL, 0);
   json_object_set_new(o, "pieces", json_integer(known ? m->num_pieces : 0));
   json_object_set_new(o, "piece_length", json_integer(known ? m->piece_length : 0));
@@ -204,6 +214,19 @@ static json_t *details(struct daemon *d, const struct dt *x)
 }
 
 /* ---- methods ---- */
+
+/* The answer to `add`: {id, index, name}, or the error daemon_add gave. */
+static void reply_added(struct daemon *d, struct rpc_call *call, int status, const struct dt *x, const char *err)
+{
+  if (status) {
+    rpc_reply(call, status, NULL, err);
+    return;
+  }
+  rpc_reply(call, 200,
+            json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
+                      x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
+            NULL);
+}
 
 /* An add of a .torrent: decoding and parsing (which hashes the info dict)
  * run on the threadpool; the torrent is added and the call answered back on
@@ -264,18 +287,12 @@ static void add_done(uv_work_t *req, int status)
   } else if (j->status) {
     rpc_reply(j->call, j->status, NULL, j->err);
   } else {
-    struct dt *x;
+    struct dt *x = NULL;
     struct manifest *m = j->m;
     j->m = NULL;                 /* daemon_add takes it */
     int st = daemon_add(d, j->data, j->len, m, NULL, j->dir, j->paused, j->only, j->sequential, &x, j->err,
                         sizeof j->err);
-    if (st)
-      rpc_reply(j->call, st, NULL, j->err);
-    else
-      rpc_reply(j->call, 200,
-                json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
-                          x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
-                NULL);
+    reply_added(d, j->call, st, x, j->err);
   }
   add_job_free(j);
 }
@@ -297,16 +314,10 @@ static void m_add(struct daemon *d, struct rpc_call *call, json_t *params)
   }
   const char *dir = dirv ? json_string_value(dirv) : NULL, *only = onlyv ? json_string_value(onlyv) : NULL;
   if (magnet) {                  /* nothing to hash: added at once */
-    struct dt *x;
+    struct dt *x = NULL;
     char err[SHOAL_ERRLEN];
     int st = daemon_add(d, NULL, 0, NULL, magnet, dir, paused, only, sequential, &x, err, sizeof err);
-    if (st)
-      rpc_reply(call, st, NULL, err);
-    else
-      rpc_reply(call, 200,
-                json_pack("{s:s, s:I, s:s}", "id", x->hex, "index", (json_int_t)index_of(d, x), "name",
-                          x->rs.name && x->rs.name[0] ? x->rs.name : x->hex),
-                NULL);
+    reply_added(d, call, st, x, err);
     return;
   }
   if (strlen(b64) / 4 * 3 > ADD_MAX_TORRENT) {
@@ -546,9 +557,7 @@ static void m_set(struct daemon *d, struct rpc_call *call, json_t *params)
         for (unsigned i = 0; i < n; i++)
           if (v[e[i].id]->rs.position != e[i].position) {
             v[e[i].id]->rs.position = e[i].position;
-            dt_mark_dirty(v[e[i].id], v[e[i].id]->t != NULL);
-            if (v[e[i].id]->t == NULL)
-              dt_mark_dirty(v[e[i].id], false);
+            dt_mark_dirty(v[e[i].id], true);
           }
     }
     free(v);
