@@ -147,6 +147,7 @@ struct torrent {
   struct addrbook book;             /* known addresses */
   unsigned addr_cursor;
   bool rechoke;                     /* an unchoked peer left: rerun the choker */
+  bool fds_used;                    /* a peer became active since storage_release_fds */
   uint64_t no_fds_since;            /* dialling fails for lack of descriptors since then */
   struct suspect suspects[TORRENT_MAX_SUSPECTS];
   unsigned suspect_next;

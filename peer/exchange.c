@@ -6,10 +6,11 @@
 #include "common/log.h"
 #include "peer/engine-int.h"
 
-/* Sends an extension message built into b (a whole framed message). */
-static void send_buf(struct peer *p, struct buf *b)
+/* Sends an extension message built into b (a whole framed message) when
+ * building it went well (built == 0); frees b either way. */
+static void send_buf(struct peer *p, struct buf *b, int built)
 {
-  if (b->len)
+  if (built == 0 && b->len)
     peer__send(p, b->p, b->len);
   buf_free(b);
 }
@@ -25,10 +26,7 @@ void exchange__send_handshake(struct torrent *t, struct peer *p)
     .yourip = (const struct sockaddr *)&p->addr,
     .no_pex = t->m->private_,
   };
-  if (ext_handshake_build(&b, &o) == 0)
-    send_buf(p, &b);
-  else
-    buf_free(&b);
+  send_buf(p, &b, ext_handshake_build(&b, &o));
 }
 
 /* ---- ut_metadata ---- */
@@ -46,11 +44,10 @@ static void md_request(struct torrent *t, struct peer *p)
          ext_md_asm_pick(&t->md, now, EXT_MD_REQUEST_TIMEOUT_MS, &piece) == 0) {
     struct buf b;
     buf_init(&b, 256);
-    if (ext_md_build_request(&b, p->ext.ut_metadata, piece) != 0) {
-      buf_free(&b);
+    int r = ext_md_build_request(&b, p->ext.ut_metadata, piece);
+    send_buf(p, &b, r);
+    if (r != 0)
       return;
-    }
-    send_buf(p, &b);
     p->md_inflight++;
   }
 }
@@ -76,10 +73,7 @@ static int on_metadata(struct torrent *t, struct peer *p, const struct wire_msg 
       r = ext_md_build_data(&b, p->ext.ut_metadata, msg.piece, t->m->info, (uint32_t)t->m->info_len);
     else
       r = ext_md_build_reject(&b, p->ext.ut_metadata, msg.piece);
-    if (r == 0)
-      send_buf(p, &b);
-    else
-      buf_free(&b);
+    send_buf(p, &b, r);
     return 0;
   }
   case EXT_MD_DATA: {
@@ -173,8 +167,9 @@ static int on_pex(struct torrent *t, struct peer *p, const struct wire_msg *m)
 }
 
 /* One PEX round: every peer that speaks ut_pex hears which peers joined
- * and left since the last round (the first time, all of them). */
-static void pex_round(struct torrent *t, bool full_round)
+ * and left since the last round (the first time, all of them).  Between
+ * full rounds only peers that had no message yet are told (everyone). */
+static void pex_round(struct torrent *t, bool full_round, uint64_t now)
 {
   struct ext_pex_peer cur[EXT_PEX_MAX_ADDED];
   struct sockaddr_storage cur_addrs[EXT_PEX_MAX_ADDED];
@@ -189,14 +184,13 @@ static void pex_round(struct torrent *t, bool full_round)
   struct ext_pex_peer added[EXT_PEX_MAX_ADDED];
   struct sockaddr_storage dropped[EXT_PEX_MAX_DROPPED];
   unsigned nadded = 0, ndropped = 0;
-  for (unsigned i = 0; i < ncur; i++)
+  for (unsigned i = 0; full_round && i < ncur; i++)
     if (!in_set(t->pex_prev, t->npex_prev, &cur[i].addr))
       added[nadded++] = cur[i];
-  for (unsigned i = 0; i < t->npex_prev && ndropped < EXT_PEX_MAX_DROPPED; i++)
+  for (unsigned i = 0; full_round && i < t->npex_prev && ndropped < EXT_PEX_MAX_DROPPED; i++)
     if (!in_set(cur_addrs, ncur, &t->pex_prev[i]))
       dropped[ndropped++] = t->pex_prev[i];
 
-  uint64_t now = engine__now(t->session);
   for (struct peer *p = t->peers; p; p = p->next) {
     if (p->state != PEER_ACTIVE || p->ext.ut_pex == 0 || now - p->started_ms < 5000)
       continue;
@@ -217,10 +211,7 @@ static void pex_round(struct torrent *t, bool full_round)
       continue;
     struct buf b;
     buf_init(&b, 8192);
-    if (ext_pex_build(&b, p->ext.ut_pex, mine, nm, dropped, nd) == 0)
-      send_buf(p, &b);
-    else
-      buf_free(&b);
+    send_buf(p, &b, ext_pex_build(&b, p->ext.ut_pex, mine, nm, dropped, nd));
     p->pex_sent = true;
   }
   if (full_round) {
@@ -231,7 +222,6 @@ static void pex_round(struct torrent *t, bool full_round)
 
 void exchange__tick(struct torrent *t, uint64_t now)
 {
-  (void)now;
   if (!t->has_metadata)
     for (struct peer *p = t->peers; p; p = p->next)
       md_request(t, p);              /* re-asks pieces that timed out */
@@ -239,7 +229,7 @@ void exchange__tick(struct torrent *t, uint64_t now)
     return;
   if (t->pex_prev == NULL && (t->pex_prev = calloc(EXT_PEX_MAX_ADDED, sizeof *t->pex_prev)) == NULL)
     return;                          /* allocated once there are peers */
-  pex_round(t, t->ticks % (PEX_INTERVAL_MS / TORRENT_TICK_MS) == 0);
+  pex_round(t, t->ticks % (PEX_INTERVAL_MS / TORRENT_TICK_MS) == 0, now);
 }
 
 /* ---- dispatch ---- */

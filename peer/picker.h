@@ -56,8 +56,15 @@ void picker_remove_bitfield(struct picker *p, const struct bitfield *peer_has);
 void picker_add_have(struct picker *p, uint32_t piece);
 
 /* Most pieces we keep partially downloaded at once (memory bound); when
- * reached, only started pieces (and endgame) are picked from.  Default 16. */
+ * reached, only started pieces (and endgame) are picked from.  Default 16;
+ * 0 counts as 1; capped at 4096 pieces and, for huge pieces, lower (the
+ * started pieces' block state stays within 2^20 blocks). */
 void picker_set_max_active(struct picker *p, uint32_t n);
+
+/* Sequential mode (for previewing media): new pieces are started in index
+ * order -- the lowest-numbered wanted piece the peer has, high priority
+ * first -- instead of random-first / rarest-first.  Default off. */
+void picker_set_sequential(struct picker *p, bool on);
 
 /* Chooses up to `max` blocks for `peer`, which has the pieces in peer_has,
  * writes them to out and records them as requested by that peer; returns how
@@ -68,11 +75,6 @@ void picker_set_max_active(struct picker *p, uint32_t n);
  * received are picked again from other peers, at most PICKER_ENDGAME_MAX_DUP
  * requests each, never twice from the same peer.  rnd is the caller's random
  * number (fresh per call). */
-/* Sequential mode (for previewing media): new pieces are started in index
- * order -- the lowest-numbered wanted piece the peer has, high priority
- * first -- instead of random-first / rarest-first.  Default off. */
-void picker_set_sequential(struct picker *p, bool on);
-
 int picker_pick(struct picker *p, const struct bitfield *peer_has, picker_peer_t peer,
                 struct picker_block *out, int max, uint32_t rnd);
 

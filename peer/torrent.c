@@ -120,6 +120,14 @@ static void set_choke(struct torrent *t, struct peer *p, bool choke)
   (void)t;
 }
 
+/* Gives back bytes taken from a torrent's bucket and the session's
+ * (ratelimit_take2) but not used. */
+static void refund2(struct ratelimit *t, struct ratelimit *s, uint64_t n)
+{
+  ratelimit_refund(t, n);
+  ratelimit_refund(s, n);
+}
+
 /* ---- requests we send ---- */
 
 static void drop_request_at(struct peer *p, unsigned i)
@@ -197,8 +205,7 @@ static void fill_requests(struct torrent *t, struct peer *p)
      * when requested; the data follows within about a round trip) */
     uint64_t grant = ratelimit_take2(&t->rl_down, &s->rl_down, (uint64_t)want * PICKER_BLOCK_SIZE, now);
     int fit = (int)(grant / PICKER_BLOCK_SIZE);
-    ratelimit_refund(&t->rl_down, grant - (uint64_t)fit * PICKER_BLOCK_SIZE);
-    ratelimit_refund(&s->rl_down, grant - (uint64_t)fit * PICKER_BLOCK_SIZE);
+    refund2(&t->rl_down, &s->rl_down, grant - (uint64_t)fit * PICKER_BLOCK_SIZE);
     if (fit < want) {
       t->rl_wait = true;
       session__rate_wait(s);
@@ -209,13 +216,10 @@ static void fill_requests(struct torrent *t, struct peer *p)
   }
   int n = picker_pick(t->picker, from, p->id, blocks, want, randombytes_random());
   if (limited && n < want) {
-    uint64_t unused = 0;
-    for (int i = n < 0 ? 0 : n; i < want; i++)
-      unused += PICKER_BLOCK_SIZE;
+    uint64_t unused = (uint64_t)(want - MAX(n, 0)) * PICKER_BLOCK_SIZE;
     for (int i = 0; i < n; i++)
       unused += PICKER_BLOCK_SIZE - blocks[i].length;   /* short last blocks */
-    ratelimit_refund(&t->rl_down, unused);
-    ratelimit_refund(&s->rl_down, unused);
+    refund2(&t->rl_down, &s->rl_down, unused);
   }
   if (n <= 0)
     return;
@@ -498,19 +502,6 @@ static void fail_torrent(struct torrent *t, int err, const char *what)
   fail_torrent_msg(t, err, msg);
 }
 
-/* A piece is whole on disk unless it spans a file left out. */
-static bool whole_on_disk(const struct torrent *t, uint32_t piece)
-{
-  if (t->file_prio == NULL)
-    return true;
-  const struct manifest *m = t->m;
-  uint64_t start = (uint64_t)piece * m->piece_length, end = start + manifest_piece_size(m, piece);
-  for (int f = manifest_file_at(m, start); f >= 0 && (uint32_t)f < m->num_files && m->files[f].offset < end; f++)
-    if (t->file_prio[f] == 0 && m->files[f].length > 0 && !(m->files[f].attr & MANIFEST_ATTR_PAD))
-      return false;
-  return true;
-}
-
 /* Files touched by a piece: [*first, *end). */
 static void piece_files(const struct manifest *m, uint32_t piece, uint32_t *first, uint32_t *end)
 {
@@ -521,6 +512,25 @@ static void piece_files(const struct manifest *m, uint32_t piece, uint32_t *firs
   while (e < m->num_files && m->files[e].offset < stop)
     e++;
   *end = e;
+}
+
+/* A file with bytes of its own on disk (not padding, not empty). */
+static bool has_data(const struct manifest *m, uint32_t f)
+{
+  return m->files[f].length > 0 && !(m->files[f].attr & MANIFEST_ATTR_PAD);
+}
+
+/* A piece is whole on disk unless it spans a file left out. */
+static bool whole_on_disk(const struct torrent *t, uint32_t piece)
+{
+  if (t->file_prio == NULL)
+    return true;
+  uint32_t f, e;
+  piece_files(t->m, piece, &f, &e);
+  for (; f < e; f++)
+    if (t->file_prio[f] == 0 && has_data(t->m, f))
+      return false;
+  return true;
 }
 
 /* Counts, per file, the pieces touching it that we do not hold yet. */
@@ -725,23 +735,22 @@ static void on_span_read(void *ctx, int status)
 
 void torrent__serve(struct torrent *t, struct peer *p)
 {
+  struct session *s = t->session;
+  bool limited = t->rl_up.rate || s->rl_up.rate;
+  uint64_t now = limited ? engine__now(s) : 0;
   while (p->state == PEER_ACTIVE && (!p->am_choking || p->fast) && p->inq_len > 0 &&
          p->reads_in_flight < PEER_MAX_READS_IN_FLIGHT && p->write_queued < PEER_MAX_WRITE_QUEUE) {
     /* take the first request and the ones that continue it in the same piece */
     struct peer_req first = p->inq[p->inq_head];
     uint32_t blen[SPAN_BLOCKS], len = 0;
     unsigned nb = 0;
-    struct session *s = t->session;
-    bool limited = t->rl_up.rate || s->rl_up.rate;
-    uint64_t now = limited ? engine__now(s) : 0;
     while (p->inq_len > 0 && nb < SPAN_BLOCKS) {
       struct peer_req rq = p->inq[p->inq_head];
       if (rq.piece != first.piece || rq.begin != first.begin + len || len + rq.length > PEER_SPAN_MAX)
         break;
       uint64_t g = limited ? ratelimit_take2(&t->rl_up, &s->rl_up, rq.length, now) : rq.length;
       if (g < rq.length) {
-        ratelimit_refund(&t->rl_up, g);
-        ratelimit_refund(&s->rl_up, g);
+        refund2(&t->rl_up, &s->rl_up, g);
         t->rl_wait = true;
         session__rate_wait(s);
         break;
@@ -755,10 +764,8 @@ void torrent__serve(struct torrent *t, struct peer *p)
       return;                                  /* held back by a rate limit */
     struct span *sp = malloc(sizeof *sp + len);
     if (sp == NULL) {
-      if (limited) {
-        ratelimit_refund(&t->rl_up, len);
-        ratelimit_refund(&s->rl_up, len);
-      }
+      if (limited)
+        refund2(&t->rl_up, &s->rl_up, len);
       return;
     }
     sp->p = p;
@@ -770,10 +777,8 @@ void torrent__serve(struct torrent *t, struct peer *p)
     int r = storage_read(t->storage, first.piece, first.begin, len, sp->data, on_span_read, sp);
     if (r < 0) {
       free(sp);
-      if (limited) {
-        ratelimit_refund(&t->rl_up, len);
-        ratelimit_refund(&s->rl_up, len);
-      }
+      if (limited)
+        refund2(&t->rl_up, &s->rl_up, len);
       return;
     }
     p->reads_in_flight++;
@@ -853,19 +858,28 @@ static void run_choker(struct torrent *t, bool rotate)
 /* ---- messages ---- */
 
 /* Metadata phase: what a peer has is kept as raw bits until the piece
- * count is known. */
+ * count is known.  Grows them to at least `need` bytes, zero-filled (the
+ * buffer's max, WIRE_MAX_BITFIELD, bounds them). */
+static int md_bits_grow(struct peer *p, size_t need)
+{
+  size_t old = p->md_bits.len;
+  if (need <= old)
+    return 0;
+  if (buf_reserve(&p->md_bits, need - old) < 0)
+    return UV_ENOMEM;
+  memset(p->md_bits.p + old, 0, need - old);
+  p->md_bits.len = need;
+  return 0;
+}
+
 static int md_note_have(struct peer *p, uint32_t index)
 {
   size_t need = (size_t)index / 8 + 1;
   if (need > WIRE_MAX_BITFIELD)
     return SHOAL_EPROTO;
-  if (p->md_bits.len < need) {
-    size_t old = p->md_bits.len;
-    if (buf_reserve(&p->md_bits, need - old) < 0)
-      return UV_ENOMEM;
-    memset(p->md_bits.p + old, 0, need - old);
-    p->md_bits.len = need;
-  }
+  int r = md_bits_grow(p, need);
+  if (r < 0)
+    return r;
   p->md_bits.p[index / 8] |= (uint8_t)(0x80u >> (index % 8));
   return 0;
 }
@@ -943,13 +957,9 @@ int torrent__on_message(struct torrent *t, struct peer *p, const struct wire_msg
       return md_note_have(p, m->index);
     case WIRE_BITFIELD: {
       /* first or late (then OR-ed in): checked once the piece count is known */
-      size_t old = p->md_bits.len;
-      if (m->payload_len > old) {
-        if (buf_reserve(&p->md_bits, m->payload_len - old) < 0)
-          return UV_ENOMEM;
-        memset(p->md_bits.p + old, 0, m->payload_len - old);
-        p->md_bits.len = m->payload_len;
-      }
+      int r = md_bits_grow(p, m->payload_len);
+      if (r < 0)
+        return r;
       for (size_t i = 0; i < m->payload_len; i++)
         p->md_bits.p[i] |= m->payload[i];
       return 0;
@@ -1090,6 +1100,27 @@ static void send_allowed_fast(struct torrent *t, struct peer *p)
   }
 }
 
+/* A HAVE for every piece we hold, in one write (a peer that had our
+ * BITFIELD slot pass while the piece count was unknown). */
+static void send_haves(struct torrent *t, struct peer *p)
+{
+  if (t->have.count == 0)
+    return;
+  uint8_t *d;
+  void *w = peer__wreq_new((size_t)t->have.count * 9, &d);
+  if (w == NULL) {
+    peer__close(p, "out of memory");
+    return;
+  }
+  for (uint32_t i = 0, n = 0; i < t->m->num_pieces && n < t->have.count; i++) {
+    if (bitfield_get(&t->have, i)) {
+      d += wire_put_have(d, i);
+      n++;
+    }
+  }
+  peer__wreq_send(p, w);
+}
+
 static int start_active(struct torrent *t, struct peer *p, const struct wire_handshake *h)
 {
   int r = bitfield_init(&p->have, t->has_metadata ? t->m->num_pieces : 0);
@@ -1101,11 +1132,11 @@ static int start_active(struct torrent *t, struct peer *p, const struct wire_han
   p->id_assigned = true;
   p->state = PEER_ACTIVE;
   p->got_bitfield_slot = true;
+  t->fds_used = true;                          /* it may make us read or write files */
   uint8_t ours[8] = { 0 };
   ext_reserved_set(ours);
   p->fast = ext_supports_fast(h->reserved) && ext_supports_fast(ours);
   p->extended = ext_supports_extended(h->reserved) && ext_supports_extended(ours);
-  buf_init(&p->md_bits, WIRE_MAX_BITFIELD);
   size_t bf = t->has_metadata ? bitfield_bytes(t->m->num_pieces) + 5 : WIRE_MAX_BITFIELD + 5;
   p->rbuf.max = MAX(PEER_RBUF_INITIAL, MAX(bf, (size_t)WIRE_MAX_EXTENDED + 5) + 16384);
   send_have_state(t, p);                       /* BEP 6: must come first */
@@ -1210,8 +1241,13 @@ void torrent__peer_gone(struct torrent *t, struct peer *p)
   p->torrent = NULL;
   if (was_unchoked && t->state != TORRENT_STOPPING)
     t->rechoke = true;
-  if (t->peers == NULL && t->storage && (t->state == TORRENT_SEEDING || t->state == TORRENT_DOWNLOADING))
-    storage_release_fds(t->storage);           /* the last peer left: no file needs to stay open */
+  /* the last peer left: no file needs to stay open (unless no peer got far
+   * enough to read or write since they were last closed: failed dials) */
+  if (t->peers == NULL && t->fds_used && t->storage &&
+      (t->state == TORRENT_SEEDING || t->state == TORRENT_DOWNLOADING)) {
+    storage_release_fds(t->storage);
+    t->fds_used = false;
+  }
 }
 
 /* ---- connecting out ---- */
@@ -1413,8 +1449,11 @@ static void on_checked(void *ctx, int status)
       bitfield_clear(&t->have, i);             /* held, but part of it is not kept: not announced */
   }
   count_files_missing(t);
-  if (t->peers == NULL)
-    storage_release_fds(t->storage);           /* the check opened every file: nobody needs them now */
+  t->fds_used = true;                          /* the check opened every file ... */
+  if (t->peers == NULL) {
+    storage_release_fds(t->storage);           /* ... and nobody needs them now */
+    t->fds_used = false;
+  }
   LOG_INFO("%s: %u of %u pieces already here", t->m->name, t->have.count, t->m->num_pieces);
   t->state = TORRENT_DOWNLOADING;
   if (!uv_is_active((uv_handle_t *)&t->tick))
@@ -1424,12 +1463,7 @@ static void on_checked(void *ctx, int status)
   for (struct peer *p = t->peers; p; p = p->next) {
     if (p->state != PEER_ACTIVE)
       continue;
-    for (uint32_t i = 0; i < t->m->num_pieces && t->have.count; i++) {
-      if (bitfield_get(&t->have, i)) {
-        uint8_t m[9];
-        peer__send(p, m, wire_put_have(m, i));
-      }
-    }
+    send_haves(t, p);
     p->wanted = count_wanted(t, p);
   }
   if (t->ev.checked)
@@ -1660,10 +1694,9 @@ static int adopt_md_bits(struct torrent *t, struct peer *p)
     size_t need = bitfield_bytes(n);
     if (p->md_bits.len > need)
       return SHOAL_EPROTO;
-    size_t old = p->md_bits.len;
-    if (buf_reserve(&p->md_bits, need - old) < 0)
-      return UV_ENOMEM;
-    memset(p->md_bits.p + old, 0, need - old);
+    int r = md_bits_grow(p, need);
+    if (r < 0)
+      return r;
     if (bitfield_load(&p->have, p->md_bits.p, need) < 0)
       return SHOAL_EPROTO;
   }
@@ -1722,23 +1755,21 @@ int torrent_set_file_priorities(struct torrent *t, const uint8_t *prio, uint32_t
   const struct manifest *m = t->m;
   if (n != m->num_files)
     return UV_EINVAL;
+  uint8_t *copy = malloc(n ? n : 1);
+  if (copy == NULL)
+    return UV_ENOMEM;                          /* nothing changed */
+  memcpy(copy, prio, n);
+  free(t->file_prio);
+  t->file_prio = copy;
   for (uint32_t piece = 0; piece < m->num_pieces; piece++) {
-    uint64_t start = (uint64_t)piece * m->piece_length;
-    uint64_t end = start + manifest_piece_size(m, piece);
     uint8_t best = 0;
-    int f = manifest_file_at(m, start);
-    for (; f >= 0 && (uint32_t)f < m->num_files && m->files[f].offset < end; f++) {
-      if (m->files[f].attr & MANIFEST_ATTR_PAD || m->files[f].length == 0)
-        continue;
-      best = MAX(best, prio[f]);
-    }
+    uint32_t f, e;
+    piece_files(m, piece, &f, &e);
+    for (; f < e; f++)
+      if (has_data(m, f))
+        best = MAX(best, prio[f]);
     picker_set_priority(t->picker, piece, best);
   }
-  free(t->file_prio);
-  t->file_prio = malloc(n);
-  if (t->file_prio == NULL)
-    return UV_ENOMEM;
-  memcpy(t->file_prio, prio, n);
   for (uint32_t f = 0; f < n; f++)
     storage_set_skip(t->storage, f, prio[f] == 0);
   if (t->state != TORRENT_DOWNLOADING && t->state != TORRENT_SEEDING)

@@ -26,6 +26,15 @@ static struct picker *mkp(uint32_t n, uint32_t blocks)
   return p;
 }
 
+/* mkp, and one peer that has every piece: `all` (for the caller to free). */
+static struct picker *mkp_full(uint32_t n, uint32_t blocks, struct bitfield *all)
+{
+  struct picker *p = mkp(n, blocks);
+  bf_full(all, n);
+  picker_add_bitfield(p, all);
+  return p;
+}
+
 static uint32_t lcg(uint32_t *s)
 {
   *s = *s * 1664525u + 1013904223u;
@@ -249,10 +258,8 @@ END_TEST
  * lacks and what we hold; high priority still goes first. */
 START_TEST(test_sequential)
 {
-  struct picker *p = mkp(40, 1);
   struct bitfield all;
-  bf_full(&all, 40);
-  picker_add_bitfield(p, &all);
+  struct picker *p = mkp_full(40, 1, &all);
   picker_set_sequential(p, true);
   picker_have(p, 0);
   struct picker_block out[8];
@@ -292,10 +299,8 @@ END_TEST
 /* A held piece given back is wanted and picked again; counts follow. */
 START_TEST(test_unhave)
 {
-  struct picker *p = mkp(4, 1);
   struct bitfield all;
-  bf_full(&all, 4);
-  picker_add_bitfield(p, &all);
+  struct picker *p = mkp_full(4, 1, &all);
   for (uint32_t i = 0; i < 4; i++)
     picker_have(p, i);
   ck_assert(picker_done(p));
@@ -418,10 +423,8 @@ END_TEST
 
 START_TEST(test_priorities)
 {
-  struct picker *p = mkp(30, 2);
   struct bitfield all;
-  bf_full(&all, 30);
-  picker_add_bitfield(p, &all);
+  struct picker *p = mkp_full(30, 2, &all);
   picker_add_bitfield(p, &all);
   for (uint32_t i = 0; i < 10; i++)
     picker_have(p, i);
@@ -771,10 +774,8 @@ END_TEST
 
 START_TEST(test_max_active)
 {
-  struct picker *p = mkp(100, 4);
   struct bitfield all;
-  bf_full(&all, 100);
-  picker_add_bitfield(p, &all);
+  struct picker *p = mkp_full(100, 4, &all);
   struct picker_block out[512];
   /* default bound: 16 pieces */
   int n = picker_pick(p, &all, 1, out, 512, 0);
@@ -1204,11 +1205,8 @@ END_TEST
  * a bad one after a failed hash check. */
 START_TEST(test_block_senders)
 {
-  struct picker *p = mkp(2, 4);
   struct bitfield all;
-  bf_empty(&all, 2);
-  bitfield_set_all(&all);
-  picker_add_bitfield(p, &all);
+  struct picker *p = mkp_full(2, 4, &all);
   struct picker_block b[8];
   picker_peer_t who[8];
   int n = picker_pick(p, &all, 7, b, 2, 1);
