@@ -323,15 +323,11 @@ int remote__add_priorities(json_t *prios, const char *arg, char *err, size_t err
     return shoal_fail(err, errlen, UV_EINVAL, "--priority: the index list is too long");
   memcpy(list, arg, ll);
   list[ll] = '\0';
-  struct remote__range *r = malloc(REMOTE_MAX_RANGES * sizeof *r);
-  if (r == NULL)
-    return UV_ENOMEM;
+  struct remote__range r[REMOTE_MAX_RANGES];
   size_t n;
-  if (remote__parse_index_list(list, r, REMOTE_MAX_RANGES, &n) < 0) {
-    free(r);
+  if (remote__parse_index_list(list, r, REMOTE_MAX_RANGES, &n) < 0)
     return shoal_fail(err, errlen, UV_EINVAL, "--priority: bad file list: want indexes like 0,3-5 (at most %u)",
                       REMOTE_MAX_INDEX);
-  }
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     for (uint32_t x = r[i].lo;; x++) {
@@ -345,7 +341,6 @@ int remote__add_priorities(json_t *prios, const char *arg, char *err, size_t err
         break;
     }
   }
-  free(r);
   return rc;
 }
 
@@ -427,11 +422,6 @@ static bool jbool(const json_t *o, const char *k)
   return json_is_true(json_object_get(o, k));
 }
 
-static void size_str(uint64_t n, char *out, size_t len)
-{
-  remote_format_size(n, out, len);
-}
-
 static void pct_str(double frac, char *out, size_t len)
 {
   if (!(frac >= 0))
@@ -472,7 +462,7 @@ void remote__print_list(FILE *f, const json_t *result)
     id8(t, id);
     remote__sanitize(jstr(t, "state"), state, sizeof state);
     pct_str(jnum(t, "progress"), pct, sizeof pct);
-    size_str(juint(t, "size"), size, sizeof size);
+    remote_format_size(juint(t, "size"), size, sizeof size);
     format_rate(juint(t, "down_rate"), false, down, sizeof down);
     format_rate(juint(t, "up_rate"), false, up, sizeof up);
     ratio_str(jnum(t, "ratio"), ratio, sizeof ratio);
@@ -518,18 +508,18 @@ void remote__print_info(FILE *f, const json_t *r)
   kv_clean(f, "state", jstr(r, "state"));
   if (*jstr(r, "error"))
     kv_clean(f, "error", jstr(r, "error"));
-  size_str(juint(r, "size"), a, sizeof a);
-  size_str(juint(r, "have"), b, sizeof b);
+  remote_format_size(juint(r, "size"), a, sizeof a);
+  remote_format_size(juint(r, "have"), b, sizeof b);
   pct_str(jnum(r, "progress"), c, sizeof c);
   fprintf(f, "size: %s (have %s, %s)\n", a, b, c);
-  size_str(juint(r, "piece_length"), a, sizeof a);
+  remote_format_size(juint(r, "piece_length"), a, sizeof a);
   fprintf(f, "pieces: %" PRIu64 " x %s (have %" PRIu64 ")\n", juint(r, "pieces"), a, juint(r, "have_pieces"));
   format_rate(juint(r, "down_rate"), false, a, sizeof a);
   format_rate(juint(r, "up_rate"), false, b, sizeof b);
   fprintf(f, "rates: down %s, up %s\n", a, b);
   fprintf(f, "peers: %" PRIu64 " (seeds %" PRIu64 ")\n", juint(r, "peers"), juint(r, "seeds"));
-  size_str(juint(r, "downloaded"), a, sizeof a);
-  size_str(juint(r, "uploaded"), b, sizeof b);
+  remote_format_size(juint(r, "downloaded"), a, sizeof a);
+  remote_format_size(juint(r, "uploaded"), b, sizeof b);
   ratio_str(jnum(r, "ratio"), c, sizeof c);
   fprintf(f, "downloaded: %s, uploaded: %s, ratio: %s\n", a, b, c);
   int64_t eta = jint(r, "eta_s");
@@ -576,7 +566,7 @@ void remote__print_info(FILE *f, const json_t *r)
     uint64_t size = juint(fe, "size"), have = juint(fe, "have");
     remote__sanitize(jstr(fe, "priority"), prio, sizeof prio);
     pct_str(size ? (double)have / (double)size : 1.0, a, sizeof a);
-    size_str(size, b, sizeof b);
+    remote_format_size(size, b, sizeof b);
     fprintf(f, "%5" PRId64 "  %-8s  %8s  %10s  ", jint(fe, "index"), prio, a, b);
     remote__fput_clean(f, jstr(fe, "path"));
     fputc('\n', f);
@@ -628,15 +618,15 @@ void remote__print_stats(FILE *f, const json_t *r)
   format_rate(juint(r, "down_rate"), false, a, sizeof a);
   format_rate(juint(r, "up_rate"), false, b, sizeof b);
   fprintf(f, "rates: down %s, up %s\n", a, b);
-  size_str(juint(r, "downloaded"), a, sizeof a);
-  size_str(juint(r, "uploaded"), b, sizeof b);
+  remote_format_size(juint(r, "downloaded"), a, sizeof a);
+  remote_format_size(juint(r, "uploaded"), b, sizeof b);
   fprintf(f, "downloaded: %s, uploaded: %s\n", a, b);
   format_rate(juint(r, "rate_down_limit"), true, a, sizeof a);
   format_rate(juint(r, "rate_up_limit"), true, b, sizeof b);
   fprintf(f, "limits: down %s, up %s\n", a, b);
   fprintf(f, "listen port: %" PRIu64 "\n", juint(r, "listen_port"));
   fprintf(f, "open files: %" PRIu64 "\n", juint(r, "open_files"));
-  size_str(juint(r, "rss_bytes"), a, sizeof a);
+  remote_format_size(juint(r, "rss_bytes"), a, sizeof a);
   fprintf(f, "memory: %s\n", a);
   kv_clean(f, "config dir", jstr(r, "config_dir"));
 }
@@ -962,11 +952,9 @@ static char *absolute_dir(const char *dir)
 /* Whether --only LIST is a well-formed index list. */
 static bool only_list_ok(const char *list)
 {
-  struct remote__range *r = malloc(REMOTE_MAX_RANGES * sizeof *r);
+  struct remote__range r[REMOTE_MAX_RANGES];
   size_t n;
-  bool ok = r != NULL && remote__parse_index_list(list, r, REMOTE_MAX_RANGES, &n) == 0;
-  free(r);
-  return ok;
+  return remote__parse_index_list(list, r, REMOTE_MAX_RANGES, &n) == 0;
 }
 
 static int cmd_add(const struct conn *c, const struct ropts *o, const char *download_dir)
@@ -1255,11 +1243,7 @@ static int find_daemon(const struct ropts *o, const char *dir, struct conn *c)
       free(path);
       return EXIT_RUNTIME;
     }
-    if (rc == UV_ENOENT) {                /* daemon not started yet, or an older one */
-      snprintf(c->host, sizeof c->host, "127.0.0.1");
-      c->port = SETTINGS_DEFAULT_RPC_PORT;
-    }
-    buf_free(&b);
+    buf_free(&b);                         /* UV_ENOENT (not started yet, or an older daemon): the defaults stay */
     free(path);
   }
   if (o->host)

@@ -18,15 +18,14 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/util.h"
 
 #define RPC_RBUF 16384u               /* read buffer per connection */
 #define RPC_DRAIN_MS 2000u            /* lingering after the answer, before closing */
 #define RPC_MAX_EXTRA (64u << 10)     /* bytes tolerated after the request while it is answered */
 #define RPC_URL_MAX 2048u             /* longer request targets cannot be /rpc anyway */
 #define RPC_FIELD_MAX 32u             /* the header names looked at are shorter */
-#define RPC_HOST_MAX 256u
-#define RPC_AUTH_MAX 128u
-#define RPC_EXPECT_MAX 32u
+#define RPC_HVAL_MAX 256u             /* a kept header value (Host, Authorization, Expect) */
 #define RPC_BACKLOG 128
 
 /* ---- pure checks ---- */
@@ -266,7 +265,20 @@ int rpc_token_load_or_create(const char *dir, char out[RPC_TOKEN_HEX + 1], char 
 
 /* ---- the server ---- */
 
-enum rpc_hdr { RPC_HDR_OTHER, RPC_HDR_HOST, RPC_HDR_AUTH, RPC_HDR_EXPECT };
+/* The headers whose values are kept for the checks. */
+enum rpc_hdr { RPC_HDR_HOST, RPC_HDR_AUTH, RPC_HDR_EXPECT, RPC_HDR_COUNT };
+static const char *const rpc_hdr_names[RPC_HDR_COUNT] = {
+  [RPC_HDR_HOST] = "host", [RPC_HDR_AUTH] = "authorization", [RPC_HDR_EXPECT] = "expect",
+};
+
+/* A kept header value: the last header of that name (count says how many
+ * there were); too_long once any of them did not fit. */
+struct rpc_hval {
+  char v[RPC_HVAL_MAX];
+  size_t len;
+  unsigned count;
+  bool too_long;
+};
 
 enum rpc_state {
   RPC_READING,   /* reading the request */
@@ -313,21 +325,11 @@ struct rpc_conn {
   char field[RPC_FIELD_MAX];
   size_t field_len;
   bool field_long, in_value;
-  enum rpc_hdr cur;
+  struct rpc_hval *cur;       /* where the value being read goes; NULL: not kept */
   char url[RPC_URL_MAX];
   size_t url_len;
   bool url_long;
-  char host[RPC_HOST_MAX];
-  size_t host_len;
-  unsigned host_count;
-  bool host_long;
-  char auth[RPC_AUTH_MAX];
-  size_t auth_len;
-  unsigned auth_count;
-  bool auth_long;
-  char expect[RPC_EXPECT_MAX];
-  size_t expect_len;
-  bool expect_long;
+  struct rpc_hval hv[RPC_HDR_COUNT];
   struct buf body;
   char head_out[256];
   char *body_out;             /* json_dumps output being written */
@@ -414,16 +416,11 @@ static void rpc_on_handle_closed(uv_handle_t *h)
   if (--c->open_handles > 0)
     return;
   struct rpc_server *s = c->srv;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    s->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  DLIST_REMOVE(s->conns, c);
   s->nconns--;
   buf_free(&c->body);
   free(c->body_out);
-  sodium_memzero(c->auth, sizeof c->auth);
+  sodium_memzero(&c->hv[RPC_HDR_AUTH], sizeof c->hv[RPC_HDR_AUTH]);
   free(c);
   rpc_server_maybe_free(s);
 }
@@ -636,33 +633,18 @@ static int rpc_on_header_value(http_parser *p, const char *at, size_t len)
   struct rpc_conn *c = p->data;
   if (!c->in_value) { /* first piece of this value: which header is it? */
     c->in_value = true;
-    c->cur = RPC_HDR_OTHER;
-    if (!c->field_long) {
-      if (rpc_eq_nocase(c->field, c->field_len, "host")) {
-        c->cur = RPC_HDR_HOST;
-        c->host_count++;
-      } else if (rpc_eq_nocase(c->field, c->field_len, "authorization")) {
-        c->cur = RPC_HDR_AUTH;
-        c->auth_count++;
-      } else if (rpc_eq_nocase(c->field, c->field_len, "expect")) {
-        c->cur = RPC_HDR_EXPECT;
-        c->expect_len = 0;
+    c->cur = NULL;
+    for (size_t k = 0; k < RPC_HDR_COUNT && !c->field_long; k++) {
+      if (rpc_eq_nocase(c->field, c->field_len, rpc_hdr_names[k])) {
+        c->cur = &c->hv[k];
+        c->cur->count++;
+        c->cur->len = 0;
+        break;
       }
     }
   }
-  switch (c->cur) {
-  case RPC_HDR_HOST:
-    rpc_append(c->host, sizeof c->host, &c->host_len, &c->host_long, at, len);
-    break;
-  case RPC_HDR_AUTH:
-    rpc_append(c->auth, sizeof c->auth, &c->auth_len, &c->auth_long, at, len);
-    break;
-  case RPC_HDR_EXPECT:
-    rpc_append(c->expect, sizeof c->expect, &c->expect_len, &c->expect_long, at, len);
-    break;
-  default:
-    break;
-  }
+  if (c->cur != NULL)
+    rpc_append(c->cur->v, sizeof c->cur->v, &c->cur->len, &c->cur->too_long, at, len);
   return 0;
 }
 
@@ -706,9 +688,10 @@ static const http_parser_settings rpc_settings = {
 static int rpc_conn_check_head(struct rpc_conn *c, const char **msg)
 {
   struct rpc_server *s = c->srv;
-  if (c->host_count != 1 || c->host_long ||
-      !rpc_host_allowed(c->host, c->host_len, (const char *const *)s->names, s->num_names)) {
-    *msg = c->host_count == 0 ? "missing Host header" : "Host header not allowed";
+  const struct rpc_hval *host = &c->hv[RPC_HDR_HOST], *auth = &c->hv[RPC_HDR_AUTH];
+  if (host->count != 1 || host->too_long ||
+      !rpc_host_allowed(host->v, host->len, (const char *const *)s->names, s->num_names)) {
+    *msg = host->count == 0 ? "missing Host header" : "Host header not allowed";
     return 403;
   }
   struct http_parser_url u;
@@ -723,9 +706,9 @@ static int rpc_conn_check_head(struct rpc_conn *c, const char **msg)
     *msg = "method not allowed: the control API is POST /rpc";
     return 405;
   }
-  if (c->auth_count != 1 || c->auth_long || !rpc_token_ok(c->auth, c->auth_len, s->token)) {
-    *msg = c->auth_count == 0 ? "missing token: send Authorization: Bearer <the rpc-token file's contents>"
-                              : "wrong token";
+  if (auth->count != 1 || auth->too_long || !rpc_token_ok(auth->v, auth->len, s->token)) {
+    *msg = auth->count == 0 ? "missing token: send Authorization: Bearer <the rpc-token file's contents>"
+                            : "wrong token";
     return 401;
   }
   if ((c->parser.flags & F_CONTENTLENGTH) && c->parser.content_length > RPC_MAX_BODY) {
@@ -822,7 +805,8 @@ static void rpc_conn_feed(struct rpc_conn *c, const char *p, size_t len)
           rpc_conn_error(c, status, msg);
           return;
         }
-        if (c->expect_len > 0 && !c->expect_long && rpc_eq_nocase(c->expect, c->expect_len, "100-continue") &&
+        const struct rpc_hval *expect = &c->hv[RPC_HDR_EXPECT];
+        if (!expect->too_long && rpc_eq_nocase(expect->v, expect->len, "100-continue") &&
             c->parser.http_major == 1 && c->parser.http_minor >= 1) {
           static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
           uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
@@ -922,10 +906,7 @@ static void rpc_on_connection(uv_stream_t *listener, int status)
   buf_init(&c->body, RPC_MAX_BODY);
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
-  c->next = s->conns;
-  if (s->conns)
-    s->conns->prev = c;
-  s->conns = c;
+  DLIST_PUSH(s->conns, c);
   s->nconns++;
   if (uv_accept(listener, &c->h.stream) != 0 ||
       uv_read_start(&c->h.stream, rpc_alloc, rpc_on_read) != 0) {

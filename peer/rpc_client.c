@@ -119,7 +119,7 @@ int rpc_client_call(const char *host, uint16_t port, const char *token, const ch
     return shoal_fail(err, errlen, UV_EINVAL, "the method name is not valid UTF-8");
   json_t *req = json_object();
   json_t *p = params != NULL ? json_incref(params) : json_object();
-  bool bad = req == NULL || m == NULL || p == NULL || json_object_set(req, "method", m) != 0 ||
+  bool bad = req == NULL || p == NULL || json_object_set(req, "method", m) != 0 ||
              json_object_set(req, "params", p) != 0;
   json_decref(m);
   json_decref(p);

@@ -622,6 +622,25 @@ END_TEST
 
 /* ---- the command line (the parts that end before the network) ---- */
 
+/* remote_main(argc, argv) with stdout on out_fd and stderr on err_fd. */
+static int run_redirected(int out_fd, int err_fd, int argc, char **argv)
+{
+  fflush(stdout);
+  fflush(stderr);
+  int o1 = dup(1), o2 = dup(2);
+  ck_assert(o1 >= 0 && o2 >= 0);
+  dup2(out_fd, 1);
+  dup2(err_fd, 2);
+  int rc = remote_main(argc, argv);
+  fflush(stdout);
+  fflush(stderr);
+  dup2(o1, 1);
+  dup2(o2, 2);
+  close(o1);
+  close(o2);
+  return rc;
+}
+
 /* remote_main on a NULL-terminated list, with stdout and stderr sent to /dev/null. */
 static int run_remote(const char *first, ...)
 {
@@ -636,19 +655,9 @@ static int run_remote(const char *first, ...)
   }
   va_end(ap);
   argv[argc] = NULL;
-  fflush(stdout);
-  fflush(stderr);
-  int o1 = dup(1), o2 = dup(2), nul = open("/dev/null", O_WRONLY);
-  ck_assert(o1 >= 0 && o2 >= 0 && nul >= 0);
-  dup2(nul, 1);
-  dup2(nul, 2);
-  int rc = remote_main(argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(o1, 1);
-  dup2(o2, 2);
-  close(o1);
-  close(o2);
+  int nul = open("/dev/null", O_WRONLY);
+  ck_assert(nul >= 0);
+  int rc = run_redirected(nul, nul, argc, argv);
   close(nul);
   return rc;
 }
@@ -855,18 +864,7 @@ static int run_captured(char **out, char **err, int argc, char **argv)
 {
   FILE *fo = tmpfile(), *fe = tmpfile();
   ck_assert(fo && fe);
-  fflush(stdout);
-  fflush(stderr);
-  int o1 = dup(1), o2 = dup(2);
-  dup2(fileno(fo), 1);
-  dup2(fileno(fe), 2);
-  int rc = remote_main(argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(o1, 1);
-  dup2(o2, 2);
-  close(o1);
-  close(o2);
+  int rc = run_redirected(fileno(fo), fileno(fe), argc, argv);
   FILE *fs[2] = { fo, fe };
   char **dst[2] = { out, err };
   for (int i = 0; i < 2; i++) {

@@ -363,14 +363,20 @@ static void fx_free_results(struct fx *f)
     json_decref(f->res[i]);
 }
 
+/* Every wait on a test socket is bounded. */
+static void sock_timeouts(int fd)
+{
+  struct timeval tv = { .tv_sec = 5 };
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 static int sock_connect(uint16_t port)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
-  struct timeval tv = { .tv_sec = 5 };
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sock_timeouts(fd);
   struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
   sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
@@ -385,9 +391,7 @@ static int unix_connect(const char *path)
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0)
     return -1;
-  struct timeval tv = { .tv_sec = 5 };
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sock_timeouts(fd);
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
   if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
@@ -633,31 +637,36 @@ START_TEST(test_server_requests)
 }
 END_TEST
 
+/* An authenticated POST /rpc with a short body into req[512]; returns its
+ * length.  (Runs on the client thread: no ck_assert here.) */
+static size_t post_req(char req[512], const char *body)
+{
+  return (size_t)snprintf(req, 512, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+}
+
 /* A request sent, then the socket closed before the answer. */
 static void send_and_leave(struct fx *f, const char *body)
 {
   char req[512];
-  int n = snprintf(req, sizeof req, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+  size_t n = post_req(req, body);
   int fd = sock_connect(f->port);
   if (fd < 0)
     return;
-  send_all(fd, req, (size_t)n);
+  send_all(fd, req, n);
   close(fd);
 }
 
 static void echo_exchange(struct fx *f, struct resp *r)
 {
   char req[512];
-  int n = snprintf(req, sizeof req, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(ECHO_REQ), ECHO_REQ);
-  raw_exchange(f, req, (size_t)n, r);
+  raw_exchange(f, req, post_req(req, ECHO_REQ), r);
 }
 
 static void client_async(struct fx *f)
 {
   char req[512];
   const char *later = "{\"method\":\"later\"}";
-  int n = snprintf(req, sizeof req, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(later), later);
-  raw_exchange(f, req, (size_t)n, &f->r[0]); /* answered from a timer */
+  raw_exchange(f, req, post_req(req, later), &f->r[0]); /* answered from a timer */
 
   /* Gone before the timer answers: the answer is dropped. */
   send_and_leave(f, later);
@@ -760,17 +769,17 @@ END_TEST
 static void client_closed_under(struct fx *f)
 {
   char req[512];
-  const char *never = "{\"method\":\"never\"}";
-  int n = snprintf(req, sizeof req, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(never), never);
+  size_t n = post_req(req, "{\"method\":\"never\"}");
   int fd = sock_connect(f->port);
   if (fd < 0)
     return;
-  send_all(fd, req, (size_t)n);
+  send_all(fd, req, n);
   /* Wait until the handler has the call, then close the server. */
   for (int i = 0; i < 200 && atomic_load(&f->calls) == 0; i++)
     usleep(10 * 1000);
   fx_done(f);
   char in[256];
+  errno = 0; /* recv_all leaves it alone at EOF */
   f->r[0].status = (int)recv_all(fd, in, sizeof in); /* EOF, no answer */
   f->flag[0] = errno != EAGAIN;
   close(fd);
@@ -810,9 +819,9 @@ static void client_conn_limit(struct fx *f)
   }
   /* The open ones still work. */
   char req[512];
-  int n = snprintf(req, sizeof req, "POST /rpc HTTP/1.1\r\n" H_OK "Content-Length: %zu\r\n\r\n%s", strlen(ECHO_REQ), ECHO_REQ);
+  size_t n = post_req(req, ECHO_REQ);
   static char in[4096];
-  if (fds[0] >= 0 && send_all(fds[0], req, (size_t)n)) {
+  if (fds[0] >= 0 && send_all(fds[0], req, n)) {
     recv_all(fds[0], in, sizeof in);
     parse_resp(in, &f->r[0]);
   }
