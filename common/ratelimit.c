@@ -1,13 +1,11 @@
 /* ratelimit.c -- byte token buckets with a continuous, drift-free integer refill. */
 #include "common/ratelimit.h"
 
-static uint64_t clamp_max(uint64_t v) { return v > RATELIMIT_MAX ? RATELIMIT_MAX : v; }
+#include "common/util.h"
 
-static uint64_t default_burst(uint64_t rate)
-{
-  uint64_t b = rate / 10;
-  return b < RATELIMIT_MIN_BURST ? RATELIMIT_MIN_BURST : b;
-}
+static uint64_t clamp_max(uint64_t v) { return MIN(v, RATELIMIT_MAX); }
+
+static uint64_t default_burst(uint64_t rate) { return MAX(rate / 10, RATELIMIT_MIN_BURST); }
 
 /* Credits the time since last_ms.  The refill is rate * ms / 1000 bytes;
  * the thousandths that do not make a whole byte are carried in frac, so the
@@ -67,7 +65,7 @@ uint64_t ratelimit_take(struct ratelimit *b, uint64_t want, uint64_t now_ms)
   refill(b, now_ms);
   if (b->rate == 0)
     return want;
-  uint64_t g = want < b->tokens ? want : b->tokens;
+  uint64_t g = MIN(want, b->tokens);
   b->tokens -= g;
   return g;
 }
@@ -90,7 +88,7 @@ void ratelimit_refund(struct ratelimit *b, uint64_t n)
   if (b->rate == 0)
     return;
   uint64_t room = b->burst > b->tokens ? b->burst - b->tokens : 0;
-  b->tokens += n < room ? n : room;
+  b->tokens += MIN(n, room);
 }
 
 uint64_t ratelimit_take2(struct ratelimit *a, struct ratelimit *b, uint64_t want, uint64_t now_ms)
@@ -113,5 +111,5 @@ uint64_t ratelimit_delay2_ms(struct ratelimit *a, struct ratelimit *b, uint64_t 
 {
   uint64_t da = ratelimit_delay_ms(a, want, now_ms);
   uint64_t db = ratelimit_delay_ms(b, want, now_ms);
-  return da > db ? da : db;
+  return MAX(da, db);
 }

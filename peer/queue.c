@@ -39,6 +39,13 @@ static struct key *sorted(const struct queue_entry *e, size_t n)
   return k;
 }
 
+/* Positions 0..n-1 in the order of k (from sorted). */
+static void renumber(struct queue_entry *e, const struct key *k, size_t n)
+{
+  for (size_t j = 0; j < n; j++)
+    e[k[j].idx].position = (uint32_t)j;
+}
+
 int queue_select(const struct queue_entry *e, size_t n, uint32_t max_downloads,
                  uint32_t max_seeds, uint8_t *out)
 {
@@ -97,8 +104,7 @@ int queue_normalize(struct queue_entry *e, size_t n)
   struct key *k = sorted(e, n);
   if (k == NULL)
     return UV_ENOMEM;
-  for (size_t j = 0; j < n; j++)
-    e[k[j].idx].position = (uint32_t)j;
+  renumber(e, k, n);
   free(k);
   return 0;
 }
@@ -140,8 +146,7 @@ int queue_move(struct queue_entry *e, size_t n, uint32_t id, enum queue_move_dir
     k[n - 1] = moved;
     break;
   }
-  for (size_t p = 0; p < n; p++)
-    e[k[p].idx].position = (uint32_t)p;
+  renumber(e, k, n);
   free(k);
   return 0;
 }

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "common/utf8.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
+#include "common/util.h"
 
 enum kind { K_PATH, K_ADDR, K_U16, K_U32, K_U64, K_RATIO, K_LEVEL, K_HOSTS };
 #define F_EMPTY_OK 1u   /* "" is allowed (and means something: see the note) */
@@ -49,7 +49,7 @@ static const struct field fields[] = {
   { "log_level", K_LEVEL, 0, OFF(log_level), 0, 0, NULL },
   { "resume_save_interval_s", K_U32, 0, OFF(resume_save_interval_s), 1, 86400, " (seconds)" },
 };
-#define NFIELDS (sizeof fields / sizeof fields[0])
+#define NFIELDS ARRAY_SIZE(fields)
 
 static const char *const level_names[] = { "error", "warn", "info", "debug", "trace" };
 
@@ -65,17 +65,6 @@ void settings_env_from_process(struct settings_env *env)
   env->home = getenv("HOME");
   env->xdg_data_home = getenv("XDG_DATA_HOME");
   env->xdg_config_home = getenv("XDG_CONFIG_HOME");
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-  if (err == NULL || errlen == 0)
-    return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
 }
 
 /* A string value: bounded, UTF-8, no NUL or other control characters. */
@@ -127,43 +116,39 @@ static bool valid_host(const char *s, size_t n)
 
 static int level_from(const char *s, size_t n)
 {
-  for (int i = 0; i < (int)(sizeof level_names / sizeof level_names[0]); i++)
+  for (int i = 0; i < (int)ARRAY_SIZE(level_names); i++)
     if (strlen(level_names[i]) == n && memcmp(level_names[i], s, n) == 0)
       return i;
   return -1;
 }
 
-/* "<key>: must be ..." naming what the field allows. */
-static void field_err(const struct field *f, char *err, size_t errlen)
+/* "<key>: must be ..." naming what the field allows; returns UV_EINVAL. */
+static int field_err(const struct field *f, char *err, size_t errlen)
 {
   const char *note = f->note ? f->note : "";
   switch (f->kind) {
   case K_PATH:
-    set_err(err, errlen, "%s: must be an absolute path (a string starting with '/', at most %u bytes "
-            "of UTF-8, no control characters)%s", f->name, SETTINGS_MAX_STR, note);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL, "%s: must be an absolute path (a string starting with '/', "
+                      "at most %u bytes of UTF-8, no control characters)%s", f->name, SETTINGS_MAX_STR, note);
   case K_ADDR:
-    set_err(err, errlen, "%s: must be an IPv4 or IPv6 address%s", f->name, note);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL, "%s: must be an IPv4 or IPv6 address%s", f->name, note);
   case K_U16:
   case K_U32:
   case K_U64:
-    set_err(err, errlen, "%s: must be an integer in %llu..%llu%s", f->name,
-            (unsigned long long)f->min, (unsigned long long)f->max, note);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL, "%s: must be an integer in %llu..%llu%s", f->name,
+                      (unsigned long long)f->min, (unsigned long long)f->max, note);
   case K_RATIO:
-    set_err(err, errlen, "%s: must be a number in %llu..%llu%s", f->name,
-            (unsigned long long)f->min, (unsigned long long)f->max, note);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL, "%s: must be a number in %llu..%llu%s", f->name,
+                      (unsigned long long)f->min, (unsigned long long)f->max, note);
   case K_LEVEL:
-    set_err(err, errlen, "%s: must be one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"", f->name);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL,
+                      "%s: must be one of \"error\", \"warn\", \"info\", \"debug\", \"trace\"", f->name);
   case K_HOSTS:
-    set_err(err, errlen, "%s: must be an array of at most %u host names (1..%u bytes of letters, "
-            "digits, '.', '-', '_', ':', '[', ']')", f->name, SETTINGS_MAX_HOST_NAMES,
-            SETTINGS_MAX_HOST_NAME);
-    break;
+    return shoal_fail(err, errlen, UV_EINVAL, "%s: must be an array of at most %u host names (1..%u bytes "
+                      "of letters, digits, '.', '-', '_', ':', '[', ']')", f->name, SETTINGS_MAX_HOST_NAMES,
+                      SETTINGS_MAX_HOST_NAME);
   }
+  return UV_EINVAL;
 }
 
 /* A key from the input, made safe for a one-line message. */
@@ -184,16 +169,6 @@ static const struct field *find_field(const char *name)
     if (strcmp(fields[i].name, name) == 0)
       return &fields[i];
   return NULL;
-}
-
-static char *dup_n(const char *s, size_t n)
-{
-  char *d = malloc(n + 1);
-  if (d) {
-    memcpy(d, s, n);
-    d[n] = 0;
-  }
-  return d;
 }
 
 static void free_hosts(char **h, size_t n)
@@ -229,7 +204,7 @@ static int set_field(struct settings *s, const struct field *f, json_t *v, char 
                                 : valid_addr(str, n, f->flags & F_EMPTY_OK);
     if (!ok)
       goto bad;
-    char *d = dup_n(str, n);
+    char *d = strndup(str, n);
     if (d == NULL)
       return UV_ENOMEM;
     char **slot = (char **)(void *)base;
@@ -277,7 +252,7 @@ static int set_field(struct settings *s, const struct field *f, json_t *v, char 
       return UV_ENOMEM;
     for (size_t i = 0; i < n; i++) {
       json_t *e = json_array_get(v, i);
-      h[i] = dup_n(json_string_value(e), json_string_length(e));
+      h[i] = strndup(json_string_value(e), json_string_length(e));
       if (h[i] == NULL) {
         free_hosts(h, i);
         return UV_ENOMEM;
@@ -290,8 +265,7 @@ static int set_field(struct settings *s, const struct field *f, json_t *v, char 
   }
   }
 bad:
-  field_err(f, err, errlen);
-  return UV_EINVAL;
+  return field_err(f, err, errlen);
 }
 
 void settings_free(struct settings *s)
@@ -409,13 +383,13 @@ nomem:
 int settings_parse_json(const char *text, size_t len, struct settings *inout, char *err, size_t errlen)
 {
   if (len > SETTINGS_MAX_TEXT) {
-    set_err(err, errlen, "settings text too large (%zu bytes, at most %u)", len, SETTINGS_MAX_TEXT);
-    return SHOAL_ETOOBIG;
+    return shoal_fail(err, errlen, SHOAL_ETOOBIG, "settings text too large (%zu bytes, at most %u)", len,
+                      SETTINGS_MAX_TEXT);
   }
   json_error_t je;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   if (root == NULL) {
-    set_err(err, errlen, "JSON: %s at line %d column %d", je.text, je.line, je.column);
+    shoal_fail(err, errlen, UV_EINVAL, "JSON: %s at line %d column %d", je.text, je.line, je.column);
     for (size_t i = 0; err && i < errlen && err[i]; i++)  /* one line, whatever the input held */
       if ((uint8_t)err[i] < 0x20 || err[i] == 0x7f)
         err[i] = '?';
@@ -423,8 +397,7 @@ int settings_parse_json(const char *text, size_t len, struct settings *inout, ch
   }
   if (!json_is_object(root)) {
     json_decref(root);
-    set_err(err, errlen, "settings must be a JSON object");
-    return UV_EINVAL;
+    return shoal_fail(err, errlen, UV_EINVAL, "settings must be a JSON object");
   }
   struct settings tmp;
   int r = settings_copy(&tmp, inout);
@@ -439,8 +412,7 @@ int settings_parse_json(const char *text, size_t len, struct settings *inout, ch
     if (f == NULL) {
       char shown[80];
       show_key(key, shown, sizeof shown);
-      set_err(err, errlen, "unknown key \"%s\"", shown);
-      r = UV_EINVAL;
+      r = shoal_fail(err, errlen, UV_EINVAL, "unknown key \"%s\"", shown);
       break;
     }
     if ((r = set_field(&tmp, f, v, err, errlen)) != 0)
@@ -543,8 +515,7 @@ int settings_apply_override(struct settings *s, const char *key, const char *val
   if (f == NULL) {
     char shown[80];
     show_key(key, shown, sizeof shown);
-    set_err(err, errlen, "unknown setting \"%s\"", shown);
-    return UV_EINVAL;
+    return shoal_fail(err, errlen, UV_EINVAL, "unknown setting \"%s\"", shown);
   }
   bool bad = false;
   json_t *v = NULL;
@@ -567,10 +538,8 @@ int settings_apply_override(struct settings *s, const char *key, const char *val
       v = json_string(value);
     break;
   }
-  if (bad) {
-    field_err(f, err, errlen);
-    return UV_EINVAL;
-  }
+  if (bad)
+    return field_err(f, err, errlen);
   if (v == NULL)
     return UV_ENOMEM;
   struct settings tmp;
@@ -589,15 +558,12 @@ int settings_apply_override(struct settings *s, const char *key, const char *val
 
 int settings_check(const struct settings *s, char *err, size_t errlen)
 {
-  if (s->download_dir == NULL || s->download_dir[0] == 0) {
-    set_err(err, errlen, "download_dir: not set (no HOME or XDG_DATA_HOME to derive it from); "
-            "set it in the settings file or with a flag");
-    return UV_EINVAL;
-  }
-  if (s->listen_port != 0 && s->listen_port == s->rpc_port) {
-    set_err(err, errlen, "listen_port and rpc_port are both %u: they must differ", s->rpc_port);
-    return UV_EINVAL;
-  }
+  if (s->download_dir == NULL || s->download_dir[0] == 0)
+    return shoal_fail(err, errlen, UV_EINVAL, "download_dir: not set (no HOME or XDG_DATA_HOME to derive it "
+                      "from); set it in the settings file or with a flag");
+  if (s->listen_port != 0 && s->listen_port == s->rpc_port)
+    return shoal_fail(err, errlen, UV_EINVAL, "listen_port and rpc_port are both %u: they must differ",
+                      s->rpc_port);
   return 0;
 }
 

@@ -56,9 +56,7 @@ struct watch {
   watch_parse_fn parse;  /* set before the first read; read by read jobs */
   void (*free_parsed)(void *obj);
   uv_timer_t timer;
-  uint64_t due;         /* when the timer fires (valid while it is active) */
-  uv_fs_event_t ev;
-  bool ev_active;
+  uv_fs_event_t ev;     /* active while it watches the folder */
   uint64_t ev_dev, ev_ino;  /* the folder the fs event watches */
   bool scanning;
   bool rescan;          /* something asked for a scan while one ran */
@@ -193,9 +191,8 @@ static void timer_at(struct watch *w, uint64_t due)
   if (w->stopping)
     return;
   uint64_t now = uv_now(w->loop);
-  if (uv_is_active((uv_handle_t *)&w->timer) && w->due <= due)
+  if (uv_is_active((uv_handle_t *)&w->timer) && now + uv_timer_get_due_in(&w->timer) <= due)
     return;
-  w->due = due;
   uv_timer_start(&w->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -211,34 +208,24 @@ static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int 
      * finds the folder starts a new one. */
     LOG_DEBUG("watch folder %s: change events stopped: %s", w->dir, uv_strerror(status));
     uv_fs_event_stop(&w->ev);
-    w->ev_active = false;
     return;
   }
   timer_at(w, uv_now(w->loop) + WATCH_SOON_MS);
-}
-
-static void fs_event_off(struct watch *w)
-{
-  if (w->ev_active) {
-    uv_fs_event_stop(&w->ev);
-    w->ev_active = false;
-  }
 }
 
 /* The folder (dev, ino) exists: watch it for changes if not done already
  * (a folder removed and made again is a new one). */
 static void fs_event_on(struct watch *w, uint64_t dev, uint64_t ino)
 {
-  if (w->ev_active && w->ev_dev == dev && w->ev_ino == ino)
+  if (uv_is_active((uv_handle_t *)&w->ev) && w->ev_dev == dev && w->ev_ino == ino)
     return;
-  fs_event_off(w);
+  uv_fs_event_stop(&w->ev);   /* a no-op when not watching */
   int r = uv_fs_event_start(&w->ev, on_fs_event, w->dir, 0);
   if (r < 0) {
     LOG_DEBUG("watch folder %s: no change events (%s); rescanning every %u ms", w->dir, uv_strerror(r),
               WATCH_SCAN_MS);
     return;
   }
-  w->ev_active = true;
   w->ev_dev = dev;
   w->ev_ino = ino;
 }
@@ -396,7 +383,7 @@ static void scan_done(uv_work_t *req, int status)
                WATCH_SCAN_MS);
       w->warned = true;
     }
-    fs_event_off(w);
+    uv_fs_event_stop(&w->ev);
     for (size_t i = 0; i < WATCH_MAX_CANDS; i++)
       if (w->cands[i].name && w->cands[i].state != CAND_BUSY)
         cand_drop(&w->cands[i]);
@@ -771,7 +758,6 @@ void watch_stop(struct watch *w, void (*cb)(void *ctx), void *ctx)
   w->stopping = true;
   w->stop_cb = cb;
   w->stop_ctx = ctx;
-  w->ev_active = false;
   w->closing = 2;
   uv_close((uv_handle_t *)&w->timer, on_close);
   uv_close((uv_handle_t *)&w->ev, on_close);

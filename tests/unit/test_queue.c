@@ -266,30 +266,28 @@ static const char *order_of(struct queue_entry *e, size_t n)
   return s;
 }
 
+/* Moves id in e[0..n) and checks the queue order that results. */
+static void move_to(struct queue_entry *e, size_t n, uint32_t id, enum queue_move_dir dir, const char *want)
+{
+  ck_assert_int_eq(queue_move(e, n, id, dir), 0);
+  ck_assert_str_eq(order_of(e, n), want);
+}
+
 START_TEST(test_move)
 {
   /* Sparse positions with a tie (ids 3 and 2 at 50: 2 first). */
   struct queue_entry e[] = { dl(1, 10), dl(3, 50), dl(2, 50), dl(4, 90), dl(5, 7) };
   ck_assert_int_eq(queue_normalize(e, 5), 0);
   ck_assert_str_eq(order_of(e, 5), "5,1,2,3,4");
-  ck_assert_int_eq(queue_move(e, 5, 3, QUEUE_MOVE_TOP), 0);
-  ck_assert_str_eq(order_of(e, 5), "3,5,1,2,4");
-  ck_assert_int_eq(queue_move(e, 5, 3, QUEUE_MOVE_TOP), 0);
-  ck_assert_str_eq(order_of(e, 5), "3,5,1,2,4");
-  ck_assert_int_eq(queue_move(e, 5, 3, QUEUE_MOVE_UP), 0);      /* already first */
-  ck_assert_str_eq(order_of(e, 5), "3,5,1,2,4");
-  ck_assert_int_eq(queue_move(e, 5, 2, QUEUE_MOVE_UP), 0);
-  ck_assert_str_eq(order_of(e, 5), "3,5,2,1,4");
-  ck_assert_int_eq(queue_move(e, 5, 5, QUEUE_MOVE_DOWN), 0);
-  ck_assert_str_eq(order_of(e, 5), "3,2,5,1,4");
-  ck_assert_int_eq(queue_move(e, 5, 4, QUEUE_MOVE_DOWN), 0);    /* already last */
-  ck_assert_str_eq(order_of(e, 5), "3,2,5,1,4");
-  ck_assert_int_eq(queue_move(e, 5, 3, QUEUE_MOVE_BOTTOM), 0);
-  ck_assert_str_eq(order_of(e, 5), "2,5,1,4,3");
-  ck_assert_int_eq(queue_move(e, 5, 1, QUEUE_MOVE_BOTTOM), 0);
-  ck_assert_str_eq(order_of(e, 5), "2,5,4,3,1");
-  ck_assert_int_eq(queue_move(e, 5, 2, QUEUE_MOVE_BOTTOM), 0);
-  ck_assert_str_eq(order_of(e, 5), "5,4,3,1,2");
+  move_to(e, 5, 3, QUEUE_MOVE_TOP, "3,5,1,2,4");
+  move_to(e, 5, 3, QUEUE_MOVE_TOP, "3,5,1,2,4");
+  move_to(e, 5, 3, QUEUE_MOVE_UP, "3,5,1,2,4");      /* already first */
+  move_to(e, 5, 2, QUEUE_MOVE_UP, "3,5,2,1,4");
+  move_to(e, 5, 5, QUEUE_MOVE_DOWN, "3,2,5,1,4");
+  move_to(e, 5, 4, QUEUE_MOVE_DOWN, "3,2,5,1,4");    /* already last */
+  move_to(e, 5, 3, QUEUE_MOVE_BOTTOM, "2,5,1,4,3");
+  move_to(e, 5, 1, QUEUE_MOVE_BOTTOM, "2,5,4,3,1");
+  move_to(e, 5, 2, QUEUE_MOVE_BOTTOM, "5,4,3,1,2");
   /* Unknown id: error, nothing changes. */
   struct queue_entry before[5];
   memcpy(before, e, sizeof e);

@@ -116,10 +116,29 @@ static void encode_ok(const struct resume *r, struct buf *out)
   ck_assert_msg(resume_encode(r, out, err, sizeof err) == 0, "encode: %s", err);
 }
 
+/* Encoding r (a parsed record) again gives exactly the bytes of enc. */
+static void encodes_to(const struct resume *r, const struct buf *enc)
+{
+  struct buf enc2;
+  encode_ok(r, &enc2);
+  ck_assert_uint_eq(enc->len, enc2.len);
+  ck_assert_mem_eq(enc->p, enc2.p, enc->len);
+  buf_free(&enc2);
+}
+
+/* resume_encode refuses r with UV_EINVAL; the reason holds why (when not NULL). */
+static void encode_refused(const struct resume *r, struct buf *enc, const char *why)
+{
+  char err[SHOAL_ERRLEN] = "";
+  ck_assert_int_eq(resume_encode(r, enc, err, sizeof err), UV_EINVAL);
+  if (why)
+    ck_assert_ptr_nonnull(strstr(err, why));
+}
+
 START_TEST(test_round_trip)
 {
   struct resume a, b;
-  struct buf enc, enc2;
+  struct buf enc;
   char err[SHOAL_ERRLEN];
   sample(&a);
   encode_ok(&a, &enc);
@@ -128,10 +147,7 @@ START_TEST(test_round_trip)
   ck_assert_int_eq(resume_parse(enc.p, enc.len, &b, err, sizeof err), 0);
   assert_same(&a, &b);
   /* Encoding what was parsed gives the same bytes. */
-  encode_ok(&b, &enc2);
-  ck_assert_uint_eq(enc.len, enc2.len);
-  ck_assert_mem_eq(enc.p, enc2.p, enc.len);
-  buf_free(&enc2);
+  encodes_to(&b, &enc);
   /* Paused, not sequential, no error, limits 0. */
   resume_free(&b);
   a.state = RESUME_PAUSED;
@@ -362,6 +378,19 @@ static void kvs_set(struct kvs *k, const char *key, const void *raw, size_t len)
 }
 
 static void kvs_set_str(struct kvs *k, const char *key, const char *raw) { kvs_set(k, key, raw, strlen(raw)); }
+
+/* Inserts a second copy of key, with the value raw, just before the first. */
+static void kvs_dup_key(struct kvs *k, const char *key, const char *raw)
+{
+  int p = kvs_find(k, key);
+  ck_assert_int_ge(p, 0);
+  ck_assert_int_lt(k->n, MAXKV);
+  memmove(&k->key[p + 1], &k->key[p], (size_t)(k->n - p) * sizeof k->key[0]);
+  memmove(&k->val[p + 1], &k->val[p], (size_t)(k->n - p) * sizeof k->val[0]);
+  k->n++;
+  buf_init(&k->val[p], 64);
+  ck_assert_int_eq(buf_append_str(&k->val[p], raw), 0);
+}
 
 /* The whole file for k, sealed with a correct SHA-1. */
 static void kvs_seal(const struct kvs *k, struct buf *out)
@@ -637,56 +666,47 @@ START_TEST(test_encode_rejects)
 {
   struct resume a;
   struct buf enc;
-  char err[SHOAL_ERRLEN];
   sample(&a);
   free(a.download_dir);
   a.download_dir = NULL;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "download dir"));
+  encode_refused(&a, &enc, "download dir");
   a.download_dir = strdup("rel/dir");
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   free(a.download_dir);
   a.download_dir = strdup("/ok");
   a.files[2].priority = 3;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "file 2"));
+  encode_refused(&a, &enc, "file 2");
   a.files[2].priority = 2;
   a.files[0].mtime_ns = 1000000000;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   a.files[0].mtime_ns = 0;
   a.state = 7;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   a.state = RESUME_ACTIVE;
   a.uploaded = (uint64_t)INT64_MAX + 1;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   a.uploaded = 0;
   a.seed_idle_s = -2;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   a.seed_idle_s = -1;
   a.added = -1;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
+  encode_refused(&a, &enc, NULL);
   a.added = 0;
   /* The per-torrent limits: one past the maximum and the type's maximum. */
   a.rate_down = RATELIMIT_MAX + 1;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "rate_down"));
+  encode_refused(&a, &enc, "rate_down");
   a.rate_down = UINT64_MAX;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "rate_down"));
+  encode_refused(&a, &enc, "rate_down");
   a.rate_down = RATELIMIT_MAX;
   a.rate_up = RATELIMIT_MAX + 1;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "rate_up"));
+  encode_refused(&a, &enc, "rate_up");
   a.rate_up = UINT64_MAX;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "rate_up"));
+  encode_refused(&a, &enc, "rate_up");
   a.rate_up = RATELIMIT_MAX;
   a.max_peers = RESUME_MAX_PEERS + 1;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "max_peers"));
+  encode_refused(&a, &enc, "max_peers");
   a.max_peers = UINT32_MAX;
-  ck_assert_int_eq(resume_encode(&a, &enc, err, sizeof err), UV_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err, "max_peers"));
+  encode_refused(&a, &enc, "max_peers");
   a.max_peers = RESUME_MAX_PEERS;
   ck_assert_ptr_null(enc.p);
   encode_ok(&a, &enc);
@@ -710,7 +730,7 @@ START_TEST(test_round_trip_limits)
   char err[SHOAL_ERRLEN];
   for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
     struct resume a, b;
-    struct buf enc, enc2;
+    struct buf enc;
     sample(&a);
     a.position = ends[i].position;
     a.rate_down = ends[i].down;
@@ -730,10 +750,7 @@ START_TEST(test_round_trip_limits)
     ck_assert_uint_eq(b.rate_down, ends[i].down);
     ck_assert_uint_eq(b.rate_up, ends[i].up);
     ck_assert_uint_eq(b.max_peers, ends[i].peers);
-    encode_ok(&b, &enc2);
-    ck_assert_uint_eq(enc.len, enc2.len);
-    ck_assert_mem_eq(enc.p, enc2.p, enc.len);
-    buf_free(&enc2);
+    encodes_to(&b, &enc);
     buf_free(&enc);
     resume_free(&a);
     resume_free(&b);
@@ -781,12 +798,7 @@ START_TEST(test_content_key_order)
   /* A new key given twice is refused as well. */
   struct kvs k;
   kvs_from_sample(&k);
-  int p = kvs_find(&k, "position");
-  memmove(&k.key[p + 1], &k.key[p], (size_t)(k.n - p) * sizeof k.key[0]);
-  memmove(&k.val[p + 1], &k.val[p], (size_t)(k.n - p) * sizeof k.val[0]);
-  k.n++;
-  buf_init(&k.val[p], 64);
-  ck_assert_int_eq(buf_append_str(&k.val[p], "i1e"), 0);
+  kvs_dup_key(&k, "position", "i1e");
   ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EBENCODE);
   kvs_free(&k);
 }
@@ -828,7 +840,7 @@ START_TEST(test_peers_round_trip)
   char err[SHOAL_ERRLEN];
   for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
     struct resume a, b;
-    struct buf enc, enc2;
+    struct buf enc;
     sample(&a);
     free(a.peers);
     a.num_peers = counts[c];
@@ -856,10 +868,7 @@ START_TEST(test_peers_round_trip)
       ck_assert_uint_eq(b.peers[15].addr[0], 0xfd);
       ck_assert_uint_eq(b.peers[15].addr[14], 15);
     }
-    encode_ok(&b, &enc2);
-    ck_assert_uint_eq(enc.len, enc2.len);
-    ck_assert_mem_eq(enc.p, enc2.p, enc.len);
-    buf_free(&enc2);
+    encodes_to(&b, &enc);
     buf_free(&enc);
     resume_free(&a);
     resume_free(&b);
@@ -1028,13 +1037,7 @@ START_TEST(test_peers_parse_rejects)
     kvs_free(&k);
   }
   kvs_from_sample(&k);
-  int p = kvs_find(&k, "peers");
-  ck_assert_int_ge(p, 0);
-  memmove(&k.key[p + 1], &k.key[p], (size_t)(k.n - p) * sizeof k.key[0]);
-  memmove(&k.val[p + 1], &k.val[p], (size_t)(k.n - p) * sizeof k.val[0]);
-  k.n++;
-  buf_init(&k.val[p], 64);
-  ck_assert_int_eq(buf_append_str(&k.val[p], "0:"), 0);
+  kvs_dup_key(&k, "peers", "0:");
   ck_assert_int_eq(parse_kvs(&k, err), SHOAL_EBENCODE);
   kvs_free(&k);
 }

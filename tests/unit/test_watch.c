@@ -208,6 +208,29 @@ static void append(const struct fix *f, const char *name, const char *text)
   write_at(p, text, strlen(text), O_APPEND);
 }
 
+/* n files f00.torrent, f01.torrent, ...; each holds text, or its own name when text is NULL. */
+static void put_numbered(const struct fix *f, int n, const char *text)
+{
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "f%02d.torrent", i);
+    put(f, name, text ? text : name);
+  }
+}
+
+/* dir/name of exactly size bytes that start with head. */
+static void put_sized(const struct fix *f, const char *name, const char *head, off_t size)
+{
+  char p[512];
+  path_in(f, name, p, sizeof p);
+  int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ck_assert_int_ge(fd, 0);
+  size_t hl = strlen(head);
+  ck_assert_int_eq(write(fd, head, hl), (ssize_t)hl);
+  ck_assert_int_eq(ftruncate(fd, size), 0);
+  close(fd);
+}
+
 static bool exists(const struct fix *f, const char *name)
 {
   char p[512];
@@ -477,10 +500,8 @@ START_TEST(test_parser)
   put(&f, "good.torrent", "d1:ai1ee");
   put(&f, "bad.torrent", "garbage");
   fix_capture_log(&f);
-  uv_update_time(&f.loop);
-  f.t0 = uv_hrtime();
-  ck_assert_int_eq(watch_start(&f.loop, f.dir, on_file, &f, &f.w), 0);
-  watch_set_parser(f.w, parse_dict, free);
+  fix_start(&f);
+  watch_set_parser(f.w, parse_dict, free);   /* before the loop runs again */
   bool ok = run_until(&f, 5000, parsed_both);
   char *log = fix_log_text(&f);
   ck_assert_msg(ok, "log: %s", log);
@@ -498,18 +519,8 @@ START_TEST(test_too_large)
 {
   struct fix f;
   fix_init(&f, NULL);
-  char p[512];
-  path_in(&f, "big.torrent", p, sizeof p);
-  int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(ftruncate(fd, (off_t)WATCH_MAX_FILE + 1), 0);
-  close(fd);
-  path_in(&f, "max.torrent", p, sizeof p);   /* exactly the limit is fine */
-  fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  ck_assert_int_ge(fd, 0);
-  ck_assert_int_eq(write(fd, "d4:", 3), 3);
-  ck_assert_int_eq(ftruncate(fd, (off_t)WATCH_MAX_FILE), 0);
-  close(fd);
+  put_sized(&f, "big.torrent", "", (off_t)WATCH_MAX_FILE + 1);
+  put_sized(&f, "max.torrent", "d4:", (off_t)WATCH_MAX_FILE);   /* exactly the limit is fine */
   fix_capture_log(&f);
   fix_start(&f);
   bool ok = run_until(&f, 5000, big_invalid);
@@ -533,11 +544,7 @@ START_TEST(test_per_scan_cap)
 {
   struct fix f;
   fix_init(&f, NULL);
-  for (int i = 0; i < 70; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "f%02d.torrent", i);
-    put(&f, name, name);
-  }
+  put_numbered(&f, 70, NULL);
   fix_start(&f);
   ck_assert(run_until(&f, 5000, seventy));
   run_until(&f, 100, NULL);
@@ -565,11 +572,7 @@ START_TEST(test_stop_in_flight)
 {
   struct fix f;
   fix_init(&f, NULL);
-  for (int i = 0; i < 20; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "f%02d.torrent", i);
-    put(&f, name, "data");
-  }
+  put_numbered(&f, 20, "data");
   fix_start(&f);   /* the first scan is queued at once */
   watch_stop(f.w, on_stopped, &f);
   watch_stop(f.w, on_stopped, &f);   /* a second call is ignored */
@@ -596,11 +599,7 @@ START_TEST(test_stop_in_callback)
 {
   struct fix f;
   fix_init(&f, NULL);
-  for (int i = 0; i < 20; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "f%02d.torrent", i);
-    put(&f, name, "data");
-  }
+  put_numbered(&f, 20, "data");
   f.stop_in_cb = true;
   fix_start(&f);
   ck_assert(run_until(&f, 4000, is_stopped));
