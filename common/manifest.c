@@ -14,8 +14,8 @@
 
 #include "common/bencode.h"
 #include "common/err.h"
-#include "common/utf8.h"
 #include "common/hash.h"
+#include "common/utf8.h"
 
 #define MANIFEST_MAX_TIERS 32u          /* announce-list tiers kept */
 #define MANIFEST_MAX_TIER_URLS 32u      /* URLs kept per tier */

@@ -34,6 +34,15 @@ const char *announce_event_name(enum announce_event ev)
 
 /* ---- request URL ---- */
 
+/* The numwant of a request: the asked number capped, 0 for event=stopped. */
+static uint32_t numwant_of(const struct announce_params *p, enum announce_event ev)
+{
+  uint32_t numwant = p->numwant ? p->numwant : ANNOUNCE_DEFAULT_NUMWANT;
+  if (numwant > ANNOUNCE_MAX_PEERS)
+    numwant = ANNOUNCE_MAX_PEERS;
+  return ev == ANNOUNCE_EVENT_STOPPED ? 0 : numwant;
+}
+
 int announce_build_url(struct buf *out, const char *base_url, const struct announce_params *p,
                        enum announce_event ev, uint64_t up, uint64_t down, uint64_t left,
                        const uint8_t *trackerid, size_t trackerid_len, const char *key)
@@ -49,11 +58,7 @@ int announce_build_url(struct buf *out, const char *base_url, const struct annou
   const char *sep = "?";
   if (q != NULL)
     sep = (base_url[n - 1] == '?' || base_url[n - 1] == '&') ? "" : "&";
-  uint32_t numwant = p->numwant ? p->numwant : ANNOUNCE_DEFAULT_NUMWANT;
-  if (numwant > ANNOUNCE_MAX_PEERS)
-    numwant = ANNOUNCE_MAX_PEERS;
-  if (ev == ANNOUNCE_EVENT_STOPPED)
-    numwant = 0;
+  uint32_t numwant = numwant_of(p, ev);
 
   int rc = buf_append(out, base_url, n);
   if (rc == 0) rc = buf_append_str(out, sep);
@@ -519,8 +524,7 @@ struct announce {
   uint64_t req_left;             /* the `left` it carried */
 
   struct announce_sched sched;
-  char key[9];                   /* key_num in hex: the HTTP `key` */
-  uint32_t key_num;              /* the UDP `key` */
+  uint32_t key_num;              /* the `key` (over HTTP in 8 hex digits) */
   char *started_url;             /* tracker that acknowledged event=started */
   bool want_completed;
   char *working_url;             /* last tracker that answered */
@@ -632,7 +636,6 @@ static void cancel_request(struct announce *a)
   }
 }
 
-
 static void set_str(char **dst, const char *s)
 {
   if (*dst && s && strcmp(*dst, s) == 0)
@@ -650,16 +653,21 @@ static void set_status(struct announce *a, const char *url, const char *msg)
 
 static void arm(struct announce *a, uint64_t delay_ms);
 
+/* The stop is over: tells the announce_stop caller, who may free a. */
+static void stopped(struct announce *a)
+{
+  a->state = ST_STOPPED;
+  if (a->stop_cb)
+    a->stop_cb(a->stop_ctx);
+}
+
 static void on_timer(uv_timer_t *t)
 {
   struct announce *a = container_of(t, struct announce, timer);
-  if (a->state == ST_RUNNING) {
+  if (a->state == ST_RUNNING)
     send_round(a);
-  } else if (a->state == ST_STOPPING && !in_flight(a)) {
-    a->state = ST_STOPPED;
-    if (a->stop_cb)
-      a->stop_cb(a->stop_ctx);   /* may free a */
-  }
+  else if (a->state == ST_STOPPING && !in_flight(a))
+    stopped(a);   /* may free a */
 }
 
 static void arm(struct announce *a, uint64_t delay_ms)
@@ -680,14 +688,6 @@ static void on_reply(void *ctx, int status, long code, const uint8_t *body, size
 static void on_stop_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg);
 static void on_udp_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg);
 static void on_udp_stop_reply(void *ctx, int status, const struct udp_tracker_reply *u, const char *errmsg);
-
-static uint32_t numwant_of(const struct announce_params *p, enum announce_event ev)
-{
-  uint32_t numwant = p->numwant ? p->numwant : ANNOUNCE_DEFAULT_NUMWANT;
-  if (numwant > ANNOUNCE_MAX_PEERS)
-    numwant = ANNOUNCE_MAX_PEERS;
-  return ev == ANNOUNCE_EVENT_STOPPED ? 0 : numwant;
-}
 
 static enum udp_tracker_event udp_event(enum announce_event ev)
 {
@@ -746,11 +746,13 @@ static int send_to(struct announce *a, enum announce_event ev, bool stop)
     rc = send_udp(a, url, ev, stop, up, down, left);
   } else {
     bool same_tracker = a->tracker_id_url && strcmp(a->tracker_id_url, url) == 0;
+    char key[9];
+    snprintf(key, sizeof key, "%08" PRIx32, a->key_num);
     struct buf b;
     buf_init(&b, ANNOUNCE_URL_MAX);
     rc = announce_build_url(&b, url, &a->params, ev, up, down, left,
                             same_tracker ? a->tracker_id : NULL,
-                            same_tracker ? a->tracker_id_len : 0, a->key);
+                            same_tracker ? a->tracker_id_len : 0, key);
     if (rc == 0)
       rc = buf_append_u8(&b, 0);
     if (rc == 0)
@@ -973,9 +975,7 @@ static void on_udp_stop_reply(void *ctx, int status, const struct udp_tracker_re
     LOG_INFO("announce: stopped: %s: tracker error", a->working_url);
   else
     LOG_DEBUG("announce: stopped: %s: ok", a->working_url);
-  a->state = ST_STOPPED;
-  if (a->stop_cb)
-    a->stop_cb(a->stop_ctx);   /* may free a */
+  stopped(a);   /* may free a */
 }
 
 static void on_stop_reply(void *ctx, int status, long code, const uint8_t *body, size_t len, const char *errmsg)
@@ -988,9 +988,7 @@ static void on_stop_reply(void *ctx, int status, long code, const uint8_t *body,
     LOG_INFO("announce: stopped: %s: %s", a->working_url, errmsg);
   else
     LOG_DEBUG("announce: stopped: %s: HTTP %ld", a->working_url, code);
-  a->state = ST_STOPPED;
-  if (a->stop_cb)
-    a->stop_cb(a->stop_ctx);   /* may free a */
+  stopped(a);   /* may free a */
 }
 
 int announce_new(uv_loop_t *loop, struct http_client *http,
@@ -1023,7 +1021,6 @@ int announce_new(uv_loop_t *loop, struct http_client *http,
   a->sched.floor_s = params->min_interval_floor_s;
   a->seeders = a->leechers = -1;
   a->key_num = rand32(NULL);
-  snprintf(a->key, sizeof a->key, "%08" PRIx32, a->key_num);
   for (uint32_t i = 0; i < a->tiers.ntiers; i++)
     for (uint32_t j = 0; j < a->tiers.tier[i].count; j++)
       if (!announce_url_supported(a->tiers.tier[i].urls[j]))

@@ -1,7 +1,6 @@
 /* ext.c -- BitTorrent extension codecs: BEP 10 handshake, BEP 9 metadata exchange and assembler, BEP 11 PEX, BEP 6 Fast Extension. */
 #include "peer/ext.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -9,21 +8,14 @@
 #include "common/bencode.h"
 #include "common/compact.h"
 #include "common/err.h"
-#include "common/utf8.h"
 #include "common/hash.h"
+#include "common/utf8.h"
 #include "peer/wire.h"
 
 #define EXT_MD_MAX_TOKENS 64
 #define EXT_MD_MAX_DEPTH 4
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static int ext_fail(char *err, size_t errlen, int code, const char *what)
-{
-  if (err && errlen)
-    snprintf(err, errlen, "%s", what);
-  return code;
-}
 
 /* Starts a framed EXTENDED message: length placeholder, id 20, extended id. */
 static int ext_begin(struct buf *b, uint8_t ext_id, size_t *start)
@@ -157,14 +149,11 @@ int ext_handshake_parse(struct ext_handshake *h, const uint8_t *p, size_t len,
   struct bencode_doc d;
   char berr[SHOAL_ERRLEN];
   int r = bencode_decode(&d, p, len, &lim, berr, sizeof berr);
-  if (r) {
-    if (err && errlen)
-      snprintf(err, errlen, "extension handshake: %s", berr);
-    return r;
-  }
+  if (r)
+    return shoal_fail(err, errlen, r, "extension handshake: %s", berr);
   if (d.tok[0].type != BENCODE_DICT) {
     bencode_free(&d);
-    return ext_fail(err, errlen, SHOAL_EPROTO, "extension handshake is not a dictionary");
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "extension handshake is not a dictionary");
   }
   struct ext_handshake n = *h;
   int64_t v;
@@ -276,11 +265,8 @@ int ext_md_parse(const uint8_t *p, size_t len, uint32_t known_size,
   struct bencode_doc d;
   char berr[SHOAL_ERRLEN];
   int r = bencode_decode(&d, p, len, &lim, berr, sizeof berr);
-  if (r) {
-    if (err && errlen)
-      snprintf(err, errlen, "ut_metadata: %s", berr);
-    return r;
-  }
+  if (r)
+    return shoal_fail(err, errlen, r, "ut_metadata: %s", berr);
   memset(out, 0, sizeof *out);
   int64_t type, piece, total;
   const char *why = NULL;
@@ -320,7 +306,7 @@ int ext_md_parse(const uint8_t *p, size_t len, uint32_t known_size,
   }
   bencode_free(&d);
   if (why)
-    return ext_fail(err, errlen, SHOAL_EPROTO, why);
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "%s", why);
   return 0;
 }
 
@@ -445,28 +431,14 @@ uint8_t *ext_md_asm_take(struct ext_md_asm *a, uint32_t *size)
  * compact form in e; 0 when the entry cannot be sent. */
 static int ext_pex_compact(const struct sockaddr_storage *ss, uint8_t e[COMPACT_V6_LEN])
 {
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-    if (sin->sin_port == 0)
-      return 0;
-    memcpy(e, &sin->sin_addr, 4);
-    memcpy(e + 4, &sin->sin_port, 2);
-    return AF_INET;
-  }
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-    if (sin6->sin6_port == 0)
-      return 0;
-    if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-      memcpy(e, sin6->sin6_addr.s6_addr + 12, 4);
-      memcpy(e + 4, &sin6->sin6_port, 2);
-      return AF_INET;
-    }
-    memcpy(e, &sin6->sin6_addr, 16);
-    memcpy(e + 16, &sin6->sin6_port, 2);
-    return AF_INET6;
-  }
-  return 0;
+  uint8_t fam, ip[16];
+  uint16_t port;
+  if (compact_addr_split((const struct sockaddr *)ss, &fam, ip, &port) != 0 || port == 0)
+    return 0;
+  size_t iplen = fam == AF_INET ? 4 : 16;
+  memcpy(e, ip, iplen);
+  put_u16be(e + iplen, port);
+  return fam;
 }
 
 int ext_pex_build(struct buf *b, uint8_t peer_id,
@@ -572,11 +544,8 @@ int ext_pex_parse(const uint8_t *p, size_t len, struct ext_pex *out, char *err, 
   struct bencode_doc d;
   char berr[SHOAL_ERRLEN];
   int r = bencode_decode(&d, p, len, &lim, berr, sizeof berr);
-  if (r) {
-    if (err && errlen)
-      snprintf(err, errlen, "ut_pex: %s", berr);
-    return r;
-  }
+  if (r)
+    return shoal_fail(err, errlen, r, "ut_pex: %s", berr);
   const uint8_t *a4, *f4, *a6, *f6, *d4, *d6;
   size_t la4, lf4, la6, lf6, ld4, ld6;
   const char *why = NULL;
@@ -597,7 +566,7 @@ int ext_pex_parse(const uint8_t *p, size_t len, struct ext_pex *out, char *err, 
   }
   bencode_free(&d);
   if (why)
-    return ext_fail(err, errlen, SHOAL_EPROTO, why);
+    return shoal_fail(err, errlen, SHOAL_EPROTO, "%s", why);
   return 0;
 }
 
@@ -662,15 +631,11 @@ int ext_fast_parse(int id, const uint8_t *payload, size_t len, uint32_t num_piec
 int ext_allowed_fast(const struct sockaddr *peer, const uint8_t infohash[20],
                      uint32_t num_pieces, uint32_t k, uint32_t *out)
 {
-  uint8_t x[24];
-  if (peer->sa_family == AF_INET) {
-    memcpy(x, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-  } else if (peer->sa_family == AF_INET6 &&
-             IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr)) {
-    memcpy(x, ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr + 12, 4);
-  } else {
+  uint8_t x[24], fam, ip[16];
+  uint16_t port;
+  if (compact_addr_split(peer, &fam, ip, &port) != 0 || fam != AF_INET)
     return UV_EAFNOSUPPORT;
-  }
+  memcpy(x, ip, 4);
   if (num_pieces == 0)
     return UV_EINVAL;
   x[3] = 0;                            /* ip & 0xffffff00 */

@@ -1,6 +1,5 @@
 /* main.c -- the `shoal` command: create, info, seed, get. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -25,6 +24,7 @@
 #include "peer/create.h"
 #include "peer/daemon.h"
 #include "peer/remote.h"
+#include "peer/resume.h"
 #include "peer/session.h"
 
 #define EXIT_RUNTIME 1
@@ -402,36 +402,20 @@ static int run_create(const struct opts *o, const char *path, struct manifest **
   return 0;
 }
 
-/* Writes data to path atomically: a temporary name, fsync, rename.
- * Blocking: before the loop runs, or on the threadpool.  0 or an errno. */
-static int write_file_atomic(const char *path, const uint8_t *data, size_t len)
+/* Mode of the .torrent files written here: 0644 less the umask, read once in
+ * main() before any thread could be creating files. */
+static mode_t torrent_file_mode = 0644;
+
+/* Writes a .torrent atomically with resume_write_atomic (temporary name,
+ * fsync, rename, folder fsync), then gives it torrent_file_mode instead of
+ * the 0600 of a state file.  Blocking: before the loop runs, or on the
+ * threadpool.  0 or a negative UV_E* code. */
+static int write_torrent_file(const char *path, const uint8_t *data, size_t len)
 {
-  char tmp[4096];
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp)
-    return ENAMETOOLONG;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return errno;
-  int err = 0;
-  size_t off = 0;
-  while (err == 0 && off < len) {
-    ssize_t n = write(fd, data + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      err = n < 0 ? errno : EIO;
-    else
-      off += (size_t)n;
-  }
-  if (err == 0 && fsync(fd) != 0)
-    err = errno;
-  if (close(fd) != 0 && err == 0)
-    err = errno;
-  if (err == 0 && rename(tmp, path) != 0)
-    err = errno;
-  if (err)
-    unlink(tmp);
-  return err;
+  int r = resume_write_atomic(path, data, len);
+  if (r == 0 && chmod(path, torrent_file_mode) != 0)
+    r = -errno;
+  return r;
 }
 
 static int write_torrent(struct manifest *m, const char *path)
@@ -444,9 +428,9 @@ static int write_torrent(struct manifest *m, const char *path)
     buf_free(&b);
     return EXIT_RUNTIME;
   }
-  int err = write_file_atomic(path, b.p, b.len);
+  int err = write_torrent_file(path, b.p, b.len);
   if (err)
-    fprintf(stderr, "shoal: cannot write %s: %s\n", path, strerror(err));
+    fprintf(stderr, "shoal: cannot write %s: %s\n", path, shoal_strerror(err));
   buf_free(&b);
   return err ? EXIT_RUNTIME : 0;
 }
@@ -616,14 +600,14 @@ struct save_job {
 static void save_work(uv_work_t *req)
 {
   struct save_job *j = container_of(req, struct save_job, req);
-  j->err = write_file_atomic(j->path, j->data.p, j->data.len);
+  j->err = write_torrent_file(j->path, j->data.p, j->data.len);
 }
 
 static void save_done(uv_work_t *req, int status)
 {
   struct save_job *j = container_of(req, struct save_job, req);
   if (status < 0 || j->err)
-    fprintf(stderr, "shoal: cannot write %s: %s\n", j->path, status < 0 ? uv_strerror(status) : strerror(j->err));
+    fprintf(stderr, "shoal: cannot write %s: %s\n", j->path, shoal_strerror(status < 0 ? status : j->err));
   else
     LOG_INFO("saved the torrent as %s", j->path);
   buf_free(&j->data);
@@ -889,6 +873,9 @@ int main(int argc, char **argv)
 {
   signal(SIGPIPE, SIG_IGN);
   log_set_prefix("shoal");
+  mode_t mask = umask(022);
+  umask(mask);
+  torrent_file_mode = 0644 & ~mask;
   long fds = prepare_fd_limit();
   if (fds >= 0 && fds < MIN_FDS) {
     fprintf(stderr, "shoal: too few file descriptors (limit %ld, at least %d needed; raise it with ulimit -n)\n",

@@ -373,6 +373,20 @@ static void finish(struct udp_tracker_req *r, int status, const struct udp_track
   free(r);
 }
 
+/* Ends a request whose packet could not be sent. */
+static void finish_send_error(struct udp_tracker_req *r, int rc)
+{
+  char msg[128];
+  snprintf(msg, sizeof msg, "cannot send: %s", uv_strerror(rc));
+  finish(r, rc, NULL, msg);
+}
+
+/* The deadline of the packet sent now: base_ms * 2^timeouts (BEP 15). */
+static void set_deadline(struct udp_tracker_req *r, uint64_t now)
+{
+  r->deadline_ms = now + ((uint64_t)r->base_ms << r->timeouts);
+}
+
 static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *addr, unsigned flags);
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -479,7 +493,7 @@ static bool start_exchange(struct udp_tracker_req *r)
     else
       r->state = RQ_CONNECTING;
     r->tid = fresh_tid(c);
-    r->deadline_ms = now + ((uint64_t)r->base_ms << r->timeouts);
+    set_deadline(r, now);
     rc = transmit(r);
     if (rc == 0) {
       client_rearm(c);
@@ -487,9 +501,7 @@ static bool start_exchange(struct udp_tracker_req *r)
     }
     r->cur = (r->cur + 1) % r->naddrs;
   }
-  char msg[128];
-  snprintf(msg, sizeof msg, "cannot send: %s", uv_strerror(rc));
-  finish(r, rc, NULL, msg);
+  finish_send_error(r, rc);
   return true;
 }
 
@@ -598,12 +610,10 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf, const struc
   r->conn_id = rep.conn_id;
   r->state = RQ_ANNOUNCING;
   r->tid = fresh_tid(c);
-  r->deadline_ms = now + ((uint64_t)r->base_ms << r->timeouts);
+  set_deadline(r, now);
   rc = transmit(r);
   if (rc != 0) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "cannot send: %s", uv_strerror(rc));
-    finish(r, rc, NULL, msg);
+    finish_send_error(r, rc);
     return;
   }
   client_rearm(c);
@@ -629,12 +639,10 @@ static bool on_deadline(struct udp_tracker_req *r)
     return start_exchange(r);
   }
   /* Same connect again, same transaction id: a late answer still counts. */
-  r->deadline_ms = uv_now(c->loop) + ((uint64_t)r->base_ms << r->timeouts);
+  set_deadline(r, uv_now(c->loop));
   int rc = transmit(r);
   if (rc != 0) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "cannot send: %s", uv_strerror(rc));
-    finish(r, rc, NULL, msg);
+    finish_send_error(r, rc);
     return true;
   }
   return false;

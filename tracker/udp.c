@@ -256,6 +256,7 @@ struct trackerudp_server {
   uint64_t received, answered;
   bool closing;
   uint8_t rbuf[TRACKERUDP_PACKET_MAX];
+  struct buf out;                  /* the answer being made, reused for every datagram */
 };
 
 static void trackerudp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -286,32 +287,32 @@ static void trackerudp_on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *b, co
     trackerudp_secrets_rotate(&srv->sec, fresh, now);
     sodium_memzero(fresh, sizeof fresh);
   }
-  struct buf out;
-  buf_init(&out, TRACKERUDP_REPLY_MAX);
+  struct buf *out = &srv->out;
+  out->len = 0;
   int r = trackerudp_handle(srv->swarms, &srv->cfg, &srv->sec, (const uint8_t *)b->base, (size_t)nread, addr,
-                            now, &out);
+                            now, out);
   if (LOG_LEVEL_DEBUG <= log_level) {
     char as[96];
     compact_addr_str(addr, as, sizeof as);
     uint32_t action = nread >= 12 ? get_u32be((const uint8_t *)b->base + 8) : UINT32_MAX;
     LOG_DEBUG("udp: %zd bytes from %s, action %u: %s", nread, as, (unsigned)action,
-              r ? uv_strerror(r) : out.len ? "answered" : "ignored");
+              r ? uv_strerror(r) : out->len ? "answered" : "ignored");
   }
-  if (r == 0 && out.len > 0) {
-    uv_buf_t ub = uv_buf_init((char *)out.p, (unsigned)out.len);
+  if (r == 0 && out->len > 0) {
+    uv_buf_t ub = uv_buf_init((char *)out->p, (unsigned)out->len);
     int sr = uv_udp_try_send(&srv->sock, &ub, 1, addr);
     if (sr >= 0)
       srv->answered++;
     else
       LOG_DEBUG("udp: send: %s", uv_strerror(sr));
   }
-  buf_free(&out);
 }
 
 static void trackerudp_on_closed(uv_handle_t *h)
 {
   struct trackerudp_server *srv = h->data;
   sodium_memzero(&srv->sec, sizeof srv->sec);
+  buf_free(&srv->out);
   free(srv);
 }
 
@@ -323,6 +324,7 @@ int trackerudp_server_new(uv_loop_t *loop, struct swarms *swarms, const struct t
     return UV_ENOMEM;
   srv->loop = loop;
   srv->swarms = swarms;
+  buf_init(&srv->out, TRACKERUDP_REPLY_MAX);
   trackerudp_config_default(&srv->cfg);
   if (cfg != NULL)
     srv->cfg = *cfg;

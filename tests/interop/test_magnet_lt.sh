@@ -24,16 +24,26 @@ infohash_of() {  # torrent
   "$SHOAL_BIN" info "$1" 2>/dev/null | sed -n 's/^infohash: *//p'
 }
 
+# Starts a libtorrent seeder of the data in $TMP/lt-seed and checks that it seeds.
+seed_lt() {  # name, torrent, port, time-out in seconds (times SLOW), description
+  start_lt "$1" "$2" "$TMP/lt-seed" "$3" --seed --no-tracker --timeout $(($4 * SLOW))
+  check "$5" wait_for $((20 * SLOW)) "libtorrent seeding" out_has "$1" "^seeding: $NAME"
+}
+
+# `shoal get` of a magnet link into $TMP/NAME, keeping $TMP/NAME.torrent; waits
+# for its exit and sets GET_RC.
+get_magnet() {  # name, link, port
+  start_shoal "$1" get "$2" -o "$TMP/$1" --bind 127.0.0.1 --port "$3" --save-torrent "$TMP/$1.torrent" -vv
+  wait_exit $((30 * SLOW)) "$LAST_PID"
+  GET_RC=$WAIT_RC
+}
+
 copy_album "$TMP/lt-seed"
-start_lt lt_seed "$TORRENT" "$TMP/lt-seed" "$lport" --seed --no-tracker --timeout $((55 * SLOW))
-check "libtorrent seeder checked its data and seeds" \
-  wait_for $((20 * SLOW)) "libtorrent seeding" out_has lt_seed "^seeding: $NAME"
+seed_lt lt_seed "$TORRENT" "$lport" 55 "libtorrent seeder checked its data and seeds"
 
 # 1. hex infohash; shoal knows nothing but the link.
-start_shoal m1 get "magnet:?xt=urn:btih:$ih&x.pe=127.0.0.1:$lport" -o "$TMP/m1" \
-  --bind 127.0.0.1 --port "$g1" --save-torrent "$TMP/m1.torrent" -vv
-wait_exit $((30 * SLOW)) "$PID_m1"
-rc1=$WAIT_RC
+get_magnet m1 "magnet:?xt=urn:btih:$ih&x.pe=127.0.0.1:$lport" "$g1"
+rc1=$GET_RC
 check "shoal get of a hex magnet from libtorrent exits 0 (rc $rc1)" test "$rc1" -eq 0
 check "shoal got the metadata from libtorrent (\"metadata received\")" grep -q "metadata received" "$TMP/m1.err"
 check "the files are identical to the source" same_album "$TMP/m1"
@@ -51,10 +61,8 @@ check "shoal get dropped no libtorrent connection as broken" test -z "$(shoal_dr
 stop_pid "$PID_m1"
 
 # 2. the same infohash in base32.
-start_shoal m2 get "magnet:?xt=urn:btih:$b32&x.pe=127.0.0.1:$lport" -o "$TMP/m2" \
-  --bind 127.0.0.1 --port "$g2" --save-torrent "$TMP/m2.torrent" -vv
-wait_exit $((30 * SLOW)) "$PID_m2"
-rc2=$WAIT_RC
+get_magnet m2 "magnet:?xt=urn:btih:$b32&x.pe=127.0.0.1:$lport" "$g2"
+rc2=$GET_RC
 check "shoal get of a base32 magnet ($b32) from libtorrent exits 0 (rc $rc2)" test "$rc2" -eq 0
 check "shoal got the metadata from libtorrent again" grep -q "metadata received" "$TMP/m2.err"
 check "the files are identical to the source" same_album "$TMP/m2"
@@ -88,13 +96,9 @@ hih=$(infohash_of "$HYB")
 echo "# libtorrent's magnet: $hmag"
 check "libtorrent's magnet has the v1 infohash shoal computes ($hih) and a btmh" \
   bash -c "[[ '$hmag' == *xt=urn:btih:$hih* && '$hmag' == *xt=urn:btmh:1220* ]]"
-start_lt lt_hyb "$HYB" "$TMP/lt-seed" "$lport3" --seed --no-tracker --timeout $((40 * SLOW))
-check "libtorrent seeds the hybrid torrent" \
-  wait_for $((20 * SLOW)) "libtorrent seeding" out_has lt_hyb "^seeding: $NAME"
-start_shoal m3 get "$hmag&x.pe=127.0.0.1:$lport3" -o "$TMP/m3" \
-  --bind 127.0.0.1 --port "$g3" --save-torrent "$TMP/m3.torrent" -vv
-wait_exit $((30 * SLOW)) "$PID_m3"
-rc3=$WAIT_RC
+seed_lt lt_hyb "$HYB" "$lport3" 40 "libtorrent seeds the hybrid torrent"
+get_magnet m3 "$hmag&x.pe=127.0.0.1:$lport3" "$g3"
+rc3=$GET_RC
 check "shoal get of libtorrent's hybrid magnet exits 0 (rc $rc3)" test "$rc3" -eq 0
 check "shoal got the hybrid metadata from libtorrent" grep -q "metadata received" "$TMP/m3.err"
 check "the files are identical to the source" same_album "$TMP/m3"

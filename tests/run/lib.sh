@@ -117,3 +117,58 @@ PY
 }
 
 same_tree() { diff -r "$1" "$2" >/dev/null; }
+
+# Runs a Python check script with args: the script gets ok(cond, what), which
+# prints an "ok - "/"not ok - " line, and bdecode(bytes), a strict bencode
+# decoder (sorted keys, whole strings, no trailing bytes; raises otherwise),
+# defined ahead of its own code.  Its ok/not ok lines count here, and a crash
+# or time-out of the script counts as one more failure.
+run_py_checks() {  # name, script file, args...
+  local name=$1 script=$2 line rc
+  shift 2
+  cat - "$script" >"$TMP/py-$name.py" <<'PY'
+def ok(cond, what):
+    print(("ok - " if cond else "not ok - ") + what, flush=True)
+    return cond
+
+def bdecode(b):
+    def dec(i):
+        c = b[i:i+1]
+        if c == b"i":
+            j = b.index(b"e", i)
+            return int(b[i+1:j]), j + 1
+        if c == b"l":
+            i += 1; out = []
+            while b[i:i+1] != b"e":
+                v, i = dec(i); out.append(v)
+            return out, i + 1
+        if c == b"d":
+            i += 1; out = {}; last = None
+            while b[i:i+1] != b"e":
+                k, i = dec(i)
+                assert isinstance(k, bytes) and (last is None or k > last), "dict keys unsorted"
+                last = k
+                v, i = dec(i); out[k] = v
+            return out, i + 1
+        j = b.index(b":", i)
+        n = int(b[i:j])
+        if j + 1 + n > len(b):
+            raise ValueError("short string")
+        return b[j+1:j+1+n], j + 1 + n
+    v, i = dec(0)
+    if i != len(b):
+        raise ValueError("trailing data")
+    return v
+
+PY
+  timeout 120 python3 "$TMP/py-$name.py" "$@" >"$TMP/py-$name.out" 2>&1
+  rc=$?
+  while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+      "ok - "*) PASS=$((PASS + 1)) ;;
+      "not ok - "*) FAIL=$((FAIL + 1)) ;;
+    esac
+  done <"$TMP/py-$name.out"
+  check "python checks ($name) ran to the end (rc $rc)" test "$rc" -eq 0
+}

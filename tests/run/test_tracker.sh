@@ -20,17 +20,7 @@ start_tracker_any() {  # name, addr, extra args...
 # Runs the Python checks against a tracker; their ok/not ok lines count here,
 # and a crash of the checker counts as a failure.
 run_py() {  # mode, host, port
-  local line rc
-  timeout 120 python3 "$TMP/checks.py" "$@" >"$TMP/py-$1.out" 2>&1
-  rc=$?
-  while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-      "ok - "*) PASS=$((PASS + 1)) ;;
-      "not ok - "*) FAIL=$((FAIL + 1)) ;;
-    esac
-  done <"$TMP/py-$1.out"
-  check "python checks ($1) ran to the end (rc $rc)" test "$rc" -eq 0
+  run_py_checks "$1" "$TMP/checks.py" "$@"
 }
 
 cat >"$TMP/checks.py" <<'PY'
@@ -38,39 +28,6 @@ import select, socket, struct, sys, time, urllib.parse
 
 mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-def ok(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    return cond
-
-def bdecode(b):
-    def dec(i):
-        c = b[i:i+1]
-        if c == b"i":
-            j = b.index(b"e", i)
-            return int(b[i+1:j]), j + 1
-        if c == b"l":
-            i += 1; out = []
-            while b[i:i+1] != b"e":
-                v, i = dec(i); out.append(v)
-            return out, i + 1
-        if c == b"d":
-            i += 1; out = {}; last = None
-            while b[i:i+1] != b"e":
-                k, i = dec(i)
-                assert isinstance(k, bytes) and (last is None or k > last), "dict keys unsorted"
-                last = k
-                v, i = dec(i); out[k] = v
-            return out, i + 1
-        j = b.index(b":", i)
-        n = int(b[i:j])
-        if j + 1 + n > len(b):
-            raise ValueError("short string")
-        return b[j+1:j+1+n], j + 1 + n
-    v, i = dec(0)
-    if i != len(b):
-        raise ValueError("trailing data")
-    return v
 
 def connect(timeout=5):
     s = socket.socket(fam, socket.SOCK_STREAM)

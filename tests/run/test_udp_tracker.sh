@@ -9,24 +9,17 @@ source "$(dirname "$0")/lib.sh"
 
 SLOW=1; [ -n "$SHOAL_WRAP" ] && SLOW=4
 
-# Python checks; their ok/not ok lines count here.
-run_py() {  # args...
-  local line
-  while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-      "ok - "*) PASS=$((PASS + 1)) ;;
-      "not ok - "*) FAIL=$((FAIL + 1)) ;;
-    esac
-  done < <(timeout 120 python3 - "$@" <<'PY' 2>&1; echo "exit $?")
+# Python checks; their ok/not ok lines count here, and a crash of the checker
+# counts as a failure.
+run_py() {  # mode, args...
+  run_py_checks "$1" "$TMP/udp_checks.py" "$@"
+}
+
+cat >"$TMP/udp_checks.py" <<'PY'
 import random, socket, struct, sys, urllib.parse
 
 mode = sys.argv[1]
 MAGIC = 0x41727101980
-
-def ok(cond, what):
-    print(("ok - " if cond else "not ok - ") + what, flush=True)
-    return cond
 
 def udp(host):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -57,27 +50,6 @@ def connect(s, addr):
 def announce_pkt(cid, tid, ih, pid, left, event, port, numwant=-1, ln=98):
     p = struct.pack(">QII20s20sQQQIIIiH", cid, 1, tid, ih, pid, 0, left, 0, event, 0x01020304, 7, numwant, port)
     return p[:ln]
-
-def bdecode(b):
-    def dec(i):
-        c = b[i:i+1]
-        if c == b"i":
-            j = b.index(b"e", i)
-            return int(b[i+1:j]), j + 1
-        if c == b"l":
-            i += 1; out = []
-            while b[i:i+1] != b"e":
-                v, i = dec(i); out.append(v)
-            return out, i + 1
-        if c == b"d":
-            i += 1; out = {}
-            while b[i:i+1] != b"e":
-                k, i = dec(i); v, i = dec(i); out[k] = v
-            return out, i + 1
-        j = b.index(b":", i)
-        n = int(b[i:j])
-        return b[j+1:j+1+n], j + 1 + n
-    return dec(0)[0]
 
 def http_announce(host, port, ih, pid, pport, left):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -199,7 +171,6 @@ elif mode == "tiers":
     open(dst, "wb").write(out)
     ok(True, "torrent with tiers %r written" % (tiers,))
 PY
-}
 
 check "tracker binary exists" test -x "$TRACKER_BIN"
 check "shoal binary exists" test -x "$SHOAL_BIN"

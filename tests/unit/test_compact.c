@@ -173,6 +173,40 @@ START_TEST(test_addr_parse_bad)
 }
 END_TEST
 
+START_TEST(test_addr_split)
+{
+  struct sockaddr_storage ss;
+  uint8_t fam = 0, ip[16];
+  uint16_t port = 0;
+  ck_assert_int_eq(compact_addr_parse("1.2.3.4:6881", &ss), 0);
+  memset(ip, 0xee, sizeof ip);
+  ck_assert_int_eq(compact_addr_split((struct sockaddr *)&ss, &fam, ip, &port), 0);
+  static const uint8_t want4[16] = { 1, 2, 3, 4 };   /* the rest zeroed */
+  ck_assert_uint_eq(fam, AF_INET);
+  ck_assert_mem_eq(ip, want4, 16);
+  ck_assert_uint_eq(port, 6881);
+
+  ck_assert_int_eq(compact_addr_parse("[2001:db8::7]:51413", &ss), 0);
+  ck_assert_int_eq(compact_addr_split((struct sockaddr *)&ss, &fam, ip, &port), 0);
+  ck_assert_uint_eq(fam, AF_INET6);
+  ck_assert_mem_eq(ip, &v6(&ss)->sin6_addr, 16);
+  ck_assert_uint_eq(port, 51413);
+
+  /* IPv4-mapped IPv6 counts as IPv4. */
+  ck_assert_int_eq(compact_addr_parse("[::ffff:1.2.3.4]:7", &ss), 0);
+  memset(ip, 0xee, sizeof ip);
+  ck_assert_int_eq(compact_addr_split((struct sockaddr *)&ss, &fam, ip, &port), 0);
+  ck_assert_uint_eq(fam, AF_INET);
+  ck_assert_mem_eq(ip, want4, 16);
+  ck_assert_uint_eq(port, 7);
+
+  memset(&ss, 0, sizeof ss);
+  ss.ss_family = AF_UNIX;
+  ck_assert_int_eq(compact_addr_split((struct sockaddr *)&ss, &fam, ip, &port), UV_EINVAL);
+  ck_assert_int_eq(compact_addr_split(NULL, &fam, ip, &port), UV_EINVAL);
+}
+END_TEST
+
 Suite *compact_suite(void)
 {
   Suite *s = suite_create("compact");
@@ -184,6 +218,7 @@ Suite *compact_suite(void)
   tcase_add_test(tc, test_put_roundtrip);
   tcase_add_test(tc, test_addr_parse_str);
   tcase_add_test(tc, test_addr_parse_bad);
+  tcase_add_test(tc, test_addr_split);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -36,6 +36,44 @@ static void bad(const char *uri, const char *want)
   ck_assert_uint_eq(m.ntrackers, 0);
 }
 
+/* bad() for the link with IH_HEX's xt followed by "&" query. */
+static void bad_q(const char *query, const char *want)
+{
+  char uri[2048];
+  int n = snprintf(uri, sizeof uri, "magnet:?xt=urn:btih:" IH_HEX "&%s", query);
+  ck_assert(n > 0 && (size_t)n < sizeof uri);
+  bad(uri, want);
+}
+
+/* The link with IH_HEX's xt, then head, then n copies of piece; free() it. */
+static char *uri_repeat(const char *head, const char *piece, int n)
+{
+  struct buf b;
+  buf_init(&b, 1 << 16);
+  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX), 0);
+  ck_assert_int_eq(buf_append_str(&b, head), 0);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(buf_append_str(&b, piece), 0);
+  char *uri = buf_steal_cstr(&b, NULL);
+  ck_assert_ptr_nonnull(uri);
+  buf_free(&b);
+  return uri;
+}
+
+/* The link with IH_HEX's xt, then pre<i>post for i = 0..n-1; free() it. */
+static char *uri_numbered(const char *pre, const char *post, int n)
+{
+  struct buf b;
+  buf_init(&b, 1 << 16);
+  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX), 0);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(buf_printf(&b, "%s%d%s", pre, i, post), 0);
+  char *uri = buf_steal_cstr(&b, NULL);
+  ck_assert_ptr_nonnull(uri);
+  buf_free(&b);
+  return uri;
+}
+
 START_TEST(test_infohash_forms)
 {
   struct magnet m;
@@ -88,7 +126,7 @@ START_TEST(test_infohash_bad)
   bad("magnet:?xt=urn:btih:AEBAGBAFAYDQQCIKBMGA2DQPCAIREEY8", "non-base32");
   bad("magnet:?xt=urn:btih:AEBAGBAFAYDQQCIKBMGA2DQPCAIREEY=", "non-base32");
   /* Two btih that disagree; two that agree (hex and base32) are fine. */
-  bad("magnet:?xt=urn:btih:" IH_HEX "&xt=urn:btih:77777777777777777777777777777777",
+  bad_q("xt=urn:btih:77777777777777777777777777777777",
       "several different btih infohashes");
   struct magnet m;
   ok(&m, "magnet:?xt=urn:btih:" IH_HEX "&xt=urn:btih:" IH_B32);
@@ -148,17 +186,17 @@ START_TEST(test_dn)
   ck_assert_str_eq(m.name, "\xe6\x97\xa5\xe6\x9c\xac");
   magnet_free(&m);
 
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%FFb", "dn is not valid UTF-8");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=%C0%80", "dn is not valid UTF-8");     /* overlong NUL */
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=%ED%A0%80", "dn is not valid UTF-8");  /* surrogate */
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=%E2%82", "dn is not valid UTF-8");     /* truncated */
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%0Ab", "dn contains control characters");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%00b", "dn contains control characters");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%7Fb", "dn contains control characters");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%C2%9Bb", "dn contains control characters");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%G0", "bad %-escape in dn");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=a%4", "bad %-escape in dn");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&dn=%", "bad %-escape in dn");
+  bad_q("dn=a%FFb", "dn is not valid UTF-8");
+  bad_q("dn=%C0%80", "dn is not valid UTF-8");     /* overlong NUL */
+  bad_q("dn=%ED%A0%80", "dn is not valid UTF-8");  /* surrogate */
+  bad_q("dn=%E2%82", "dn is not valid UTF-8");     /* truncated */
+  bad_q("dn=a%0Ab", "dn contains control characters");
+  bad_q("dn=a%00b", "dn contains control characters");
+  bad_q("dn=a%7Fb", "dn contains control characters");
+  bad_q("dn=a%C2%9Bb", "dn contains control characters");
+  bad_q("dn=a%G0", "bad %-escape in dn");
+  bad_q("dn=a%4", "bad %-escape in dn");
+  bad_q("dn=%", "bad %-escape in dn");
   /* Only the first dn's content is checked and kept (escapes are checked in all). */
   ok(&m, "magnet:?xt=urn:btih:" IH_HEX "&dn=ok&dn=%FF");
   ck_assert_str_eq(m.name, "ok");
@@ -169,12 +207,7 @@ END_TEST
 START_TEST(test_dn_cap)
 {
   /* 600 x "é" (1200 bytes, escaped as %C3%A9) -> 512 characters, 1024 bytes. */
-  struct buf b;
-  buf_init(&b, 1 << 16);
-  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX "&dn=x"), 0);
-  for (int i = 0; i < 600; i++)
-    ck_assert_int_eq(buf_append_str(&b, "%C3%A9"), 0);
-  char *uri = buf_steal_cstr(&b, NULL);
+  char *uri = uri_repeat("&dn=x", "%C3%A9", 600);
   struct magnet m;
   ok(&m, uri);
   /* "x" + 511 x é = 1023 bytes: the next é would pass 1024. */
@@ -183,7 +216,6 @@ START_TEST(test_dn_cap)
   ck_assert_mem_eq(m.name + 1021, "\xc3\xa9", 2);
   magnet_free(&m);
   free(uri);
-  buf_free(&b);
 }
 END_TEST
 
@@ -204,12 +236,7 @@ START_TEST(test_tr)
   magnet_free(&m);
 
   /* 40 distinct: 32 kept. */
-  struct buf b;
-  buf_init(&b, 1 << 16);
-  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX), 0);
-  for (int i = 0; i < 40; i++)
-    ck_assert_int_eq(buf_printf(&b, "&tr=udp://t%d.example:80", i), 0);
-  char *uri = buf_steal_cstr(&b, NULL);
+  char *uri = uri_numbered("&tr=udp://t", ".example:80", 40);
   ok(&m, uri);
   ck_assert_uint_eq(m.ntrackers, MAGNET_MAX_TRACKERS);
   ck_assert_str_eq(m.trackers[31], "udp://t31.example:80");
@@ -217,29 +244,20 @@ START_TEST(test_tr)
   free(uri);
 
   /* Length: 1024 accepted, 1025 refused (counted after decoding). */
-  buf_init(&b, 1 << 16);
-  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX "&tr=http://x/"), 0);
-  for (int i = 0; i < 1024 - 9; i++)
-    ck_assert_int_eq(buf_append_str(&b, "%61"), 0);
-  char *u1024 = buf_steal_cstr(&b, NULL);
+  char *u1024 = uri_repeat("&tr=http://x/", "%61", 1024 - 9);
   ok(&m, u1024);
   ck_assert_uint_eq(strlen(m.trackers[0]), 1024);
   magnet_free(&m);
   free(u1024);
-  buf_init(&b, 1 << 16);
-  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX "&tr=http://x/"), 0);
-  for (int i = 0; i < 1024 - 8; i++)
-    ck_assert_int_eq(buf_append_str(&b, "a"), 0);
-  char *u1025 = buf_steal_cstr(&b, NULL);
+  char *u1025 = uri_repeat("&tr=http://x/", "a", 1024 - 8);
   bad(u1025, "tr longer than 1024 bytes");
   free(u1025);
-  buf_free(&b);
 
-  bad("magnet:?xt=urn:btih:" IH_HEX "&tr=", "empty tr");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&tr=http://a/%20b", "tr contains a space or a non-printable byte");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&tr=http://a/%0D%0Ab", "tr contains");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&tr=http://a/%C3%A9", "tr contains");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&tr=http://a/%zz", "bad %-escape in tr");
+  bad_q("tr=", "empty tr");
+  bad_q("tr=http://a/%20b", "tr contains a space or a non-printable byte");
+  bad_q("tr=http://a/%0D%0Ab", "tr contains");
+  bad_q("tr=http://a/%C3%A9", "tr contains");
+  bad_q("tr=http://a/%zz", "bad %-escape in tr");
   /* A bad tr after good ones frees them (ASan would see a leak). */
   bad("magnet:?dn=n&tr=http://a/&tr=http://b/&xt=urn:btih:" IH_HEX "&tr=%", "bad %-escape in tr");
 }
@@ -267,34 +285,28 @@ START_TEST(test_x_pe)
   magnet_free(&m);
 
   /* More than MAGNET_MAX_PEERS: the rest counted as skipped. */
-  struct buf b;
-  buf_init(&b, 1 << 16);
-  ck_assert_int_eq(buf_append_str(&b, "magnet:?xt=urn:btih:" IH_HEX), 0);
-  for (int i = 0; i < 40; i++)
-    ck_assert_int_eq(buf_printf(&b, "&x.pe=10.0.0.%d:80", i), 0);
-  char *uri = buf_steal_cstr(&b, NULL);
+  char *uri = uri_numbered("&x.pe=10.0.0.", ":80", 40);
   ok(&m, uri);
   ck_assert_uint_eq(m.npeers, MAGNET_MAX_PEERS);
   ck_assert_uint_eq(m.peers_skipped, 8);
   magnet_free(&m);
   free(uri);
-  buf_free(&b);
 
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=1.2.3.4", "invalid x.pe peer address");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=1.2.3.4:", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=1.2.3.4:0", "x.pe peer address has port 0");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=1.2.3.4:65536", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=1.2.3.999:5", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=::1:5", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=[::1]", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=[::1:5", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=[::1]:0", "port 0");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=host:0", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=host:080", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=ho_st:80", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=host:80%00", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=", "invalid x.pe");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&x.pe=:80", "invalid x.pe");
+  bad_q("x.pe=1.2.3.4", "invalid x.pe peer address");
+  bad_q("x.pe=1.2.3.4:", "invalid x.pe");
+  bad_q("x.pe=1.2.3.4:0", "x.pe peer address has port 0");
+  bad_q("x.pe=1.2.3.4:65536", "invalid x.pe");
+  bad_q("x.pe=1.2.3.999:5", "invalid x.pe");
+  bad_q("x.pe=::1:5", "invalid x.pe");
+  bad_q("x.pe=[::1]", "invalid x.pe");
+  bad_q("x.pe=[::1:5", "invalid x.pe");
+  bad_q("x.pe=[::1]:0", "port 0");
+  bad_q("x.pe=host:0", "invalid x.pe");
+  bad_q("x.pe=host:080", "invalid x.pe");
+  bad_q("x.pe=ho_st:80", "invalid x.pe");
+  bad_q("x.pe=host:80%00", "invalid x.pe");
+  bad_q("x.pe=", "invalid x.pe");
+  bad_q("x.pe=:80", "invalid x.pe");
 }
 END_TEST
 
@@ -325,22 +337,22 @@ START_TEST(test_so)
   ck_assert(!magnet_file_selected(&m, 6));
   magnet_free(&m);
 
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=6-4", "so range 6-4 is reversed");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=1,,2", "so element 2 is not a file index");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=1,", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=,1", "so element 1");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=a", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=100000", "below 100000");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=4294967296", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=01", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=-1", "so range");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=1-", "so range");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=-", "so range");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=1-2-3", "so range");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=0-100000", "so range");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=+1", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so= 1", "so element");
-  bad("magnet:?xt=urn:btih:" IH_HEX "&so=", "empty so");
+  bad_q("so=6-4", "so range 6-4 is reversed");
+  bad_q("so=1,,2", "so element 2 is not a file index");
+  bad_q("so=1,", "so element");
+  bad_q("so=,1", "so element 1");
+  bad_q("so=a", "so element");
+  bad_q("so=100000", "below 100000");
+  bad_q("so=4294967296", "so element");
+  bad_q("so=01", "so element");
+  bad_q("so=-1", "so range");
+  bad_q("so=1-", "so range");
+  bad_q("so=-", "so range");
+  bad_q("so=1-2-3", "so range");
+  bad_q("so=0-100000", "so range");
+  bad_q("so=+1", "so element");
+  bad_q("so= 1", "so element");
+  bad_q("so=", "empty so");
 
   /* Range count: 256 accepted, 257 refused (across so parameters). */
   struct buf b;

@@ -560,26 +560,53 @@ static void url_of(char *url, size_t n, int family, uint16_t port)
   snprintf(url, n, family == AF_INET ? "udp://127.0.0.1:%u/announce" : "udp://[::1]:%u/announce", (unsigned)port);
 }
 
-START_TEST(test_transport_normal_and_reuse)
+/* A loop, a fake tracker in a mode, a client and the URL of the fake. */
+struct rig {
+  uv_loop_t loop;
+  struct fake *f;
+  struct udp_tracker_client *c;
+  char url[64];
+  struct udp_tracker_announce_args a;
+};
+
+/* Sets r up around the caller's fake f; returns the fake's port, or 0 when
+ * the family is not available here (then no client is made). */
+static uint16_t rig_open(struct rig *r, struct fake *f, enum fake_mode mode, int family)
 {
   ck_assert_int_ge(sodium_init(), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  uv_loop_init(&r->loop);
+  r->f = f;
+  r->c = NULL;
+  uint16_t port = fake_start(&r->loop, f, mode, family);
+  if (port == 0)
+    return 0;
+  ck_assert_int_eq(udp_tracker_client_new(&r->loop, &r->c), 0);
+  url_of(r->url, sizeof r->url, family, port);
+  r->a = test_args();
+  return port;
+}
+
+static void rig_close(struct rig *r)
+{
+  if (r->c)
+    udp_tracker_client_close(r->c);
+  fake_stop(r->f);
+  drain(&r->loop);
+}
+
+START_TEST(test_transport_normal_and_reuse)
+{
+  struct rig g;
   struct fake f;
-  uint16_t port = fake_start(&loop, &f, FAKE_NORMAL, AF_INET);
-  ck_assert_uint_ne(port, 0);
-  struct udp_tracker_client *c;
-  ck_assert_int_eq(udp_tracker_client_new(&loop, &c), 0);
-  char url[64];
-  url_of(url, sizeof url, AF_INET, port);
-  struct udp_tracker_announce_args a = test_args();
+  ck_assert_uint_ne(rig_open(&g, &f, FAKE_NORMAL, AF_INET), 0);
+  struct udp_tracker_client *c = g.c;
   struct outcome o = { 0 };
   struct udp_tracker_req *req = NULL;
-  ck_assert_int_eq(udp_tracker_announce(c, url, &a, 2000, 3, on_done, &o, &req), 0);
+  ck_assert_int_eq(udp_tracker_announce(c, g.url, &g.a, 2000, 3, on_done, &o, &req), 0);
   ck_assert_ptr_nonnull(req);
   ck_assert_int_eq(o.calls, 0);   /* never from inside the call */
   ck_assert_uint_eq(udp_tracker_pending(c), 1);
-  run_until(&loop, &o, 1, 5000);
+  run_until(&g.loop, &o, 1, 5000);
   ck_assert_int_eq(o.calls, 1);
   ck_assert_int_eq(o.status, 0);
   ck_assert_uint_eq(o.action, UDP_TRACKER_ANNOUNCE);
@@ -599,49 +626,35 @@ START_TEST(test_transport_normal_and_reuse)
   ck_assert_uint_eq(udp_tracker_pending(c), 0);
 
   /* A second announce within the minute reuses the connection id. */
-  a.event = UDP_TRACKER_EVENT_NONE;
-  ck_assert_int_eq(udp_tracker_announce(c, url, &a, 2000, 3, on_done, &o, NULL), 0);
-  run_until(&loop, &o, 2, 5000);
+  g.a.event = UDP_TRACKER_EVENT_NONE;
+  ck_assert_int_eq(udp_tracker_announce(c, g.url, &g.a, 2000, 3, on_done, &o, NULL), 0);
+  run_until(&g.loop, &o, 2, 5000);
   ck_assert_int_eq(o.calls, 2);
   ck_assert_int_eq(o.status, 0);
   ck_assert_uint_eq(f.connects, 1);
   ck_assert_uint_eq(f.announces, 2);
   ck_assert_uint_eq(f.bad_conn_ids, 0);
   ck_assert_uint_eq(f.last_event, 0);
-
-  udp_tracker_client_close(c);
-  fake_stop(&f);
-  drain(&loop);
+  rig_close(&g);
 }
 END_TEST
 
 START_TEST(test_transport_ipv6)
 {
-  ck_assert_int_ge(sodium_init(), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  struct rig g;
   struct fake f;
-  uint16_t port = fake_start(&loop, &f, FAKE_NORMAL, AF_INET6);
-  if (port == 0) {   /* no IPv6 loopback here */
-    fake_stop(&f);
-    drain(&loop);
+  if (rig_open(&g, &f, FAKE_NORMAL, AF_INET6) == 0) {   /* no IPv6 loopback here */
+    rig_close(&g);
     return;
   }
-  struct udp_tracker_client *c;
-  ck_assert_int_eq(udp_tracker_client_new(&loop, &c), 0);
-  char url[64];
-  url_of(url, sizeof url, AF_INET6, port);
-  struct udp_tracker_announce_args a = test_args();
   struct outcome o = { 0 };
-  ck_assert_int_eq(udp_tracker_announce(c, url, &a, 2000, 3, on_done, &o, NULL), 0);
-  run_until(&loop, &o, 1, 5000);
+  ck_assert_int_eq(udp_tracker_announce(g.c, g.url, &g.a, 2000, 3, on_done, &o, NULL), 0);
+  run_until(&g.loop, &o, 1, 5000);
   ck_assert_int_eq(o.status, 0);
   ck_assert_uint_eq(o.npeers, 1);   /* one 18-byte entry */
   ck_assert_uint_eq(o.first_peer[0], 0x20);
   ck_assert_uint_eq(get_u16be(o.first_peer + 16), 6881);
-  udp_tracker_client_close(c);
-  fake_stop(&f);
-  drain(&loop);
+  rig_close(&g);
 }
 END_TEST
 
@@ -649,26 +662,30 @@ END_TEST
 static void one(enum fake_mode mode, unsigned base_ms, unsigned tries, struct outcome *o, struct fake *f,
                 uint64_t *elapsed_ms)
 {
-  ck_assert_int_ge(sodium_init(), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  uint16_t port = fake_start(&loop, f, mode, AF_INET);
-  struct udp_tracker_client *c;
-  ck_assert_int_eq(udp_tracker_client_new(&loop, &c), 0);
-  char url[64];
-  url_of(url, sizeof url, AF_INET, port);
-  struct udp_tracker_announce_args a = test_args();
+  struct rig g;
+  ck_assert_uint_ne(rig_open(&g, f, mode, AF_INET), 0);
   memset(o, 0, sizeof *o);
-  uv_update_time(&loop);
-  uint64_t t0 = uv_now(&loop);
-  ck_assert_int_eq(udp_tracker_announce(c, url, &a, base_ms, tries, on_done, o, NULL), 0);
-  run_until(&loop, o, 1, 10000);
+  uv_update_time(&g.loop);
+  uint64_t t0 = uv_now(&g.loop);
+  ck_assert_int_eq(udp_tracker_announce(g.c, g.url, &g.a, base_ms, tries, on_done, o, NULL), 0);
+  run_until(&g.loop, o, 1, 10000);
   if (elapsed_ms)
-    *elapsed_ms = uv_now(&loop) - t0;
+    *elapsed_ms = uv_now(&g.loop) - t0;
   ck_assert_int_eq(o->calls, 1);
-  udp_tracker_client_close(c);
-  fake_stop(f);
-  drain(&loop);
+  rig_close(&g);
+}
+
+/* A request in a mode where stray or spoofed packets must change nothing:
+ * one connect, one announce with the right id, success. */
+static void one_clean_exchange(enum fake_mode mode)
+{
+  struct outcome o;
+  struct fake f;
+  one(mode, 2000, 3, &o, &f, NULL);
+  ck_assert_int_eq(o.status, 0);
+  ck_assert_uint_eq(f.connects, 1);
+  ck_assert_uint_eq(f.announces, 1);
+  ck_assert_uint_eq(f.bad_conn_ids, 0);
 }
 
 START_TEST(test_transport_retransmit)
@@ -700,25 +717,13 @@ END_TEST
 
 START_TEST(test_transport_wrong_tid_ignored)
 {
-  struct outcome o;
-  struct fake f;
-  one(FAKE_WRONG_TID, 2000, 3, &o, &f, NULL);
-  ck_assert_int_eq(o.status, 0);
-  ck_assert_uint_eq(f.connects, 1);     /* the stray reply neither failed nor restarted anything */
-  ck_assert_uint_eq(f.announces, 1);
-  ck_assert_uint_eq(f.bad_conn_ids, 0);
+  one_clean_exchange(FAKE_WRONG_TID);   /* the stray reply neither failed nor restarted anything */
 }
 END_TEST
 
 START_TEST(test_transport_spoofed_source_ignored)
 {
-  struct outcome o;
-  struct fake f;
-  one(FAKE_SPOOF, 2000, 3, &o, &f, NULL);
-  ck_assert_int_eq(o.status, 0);
-  ck_assert_uint_eq(f.connects, 1);
-  ck_assert_uint_eq(f.announces, 1);
-  ck_assert_uint_eq(f.bad_conn_ids, 0);
+  one_clean_exchange(FAKE_SPOOF);       /* the other source's id is never used */
 }
 END_TEST
 
@@ -759,16 +764,12 @@ END_TEST
 
 START_TEST(test_transport_cancel_and_close)
 {
-  ck_assert_int_ge(sodium_init(), 0);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+  struct rig g;
   struct fake f;
-  uint16_t port = fake_start(&loop, &f, FAKE_SILENT, AF_INET);
-  struct udp_tracker_client *c;
-  ck_assert_int_eq(udp_tracker_client_new(&loop, &c), 0);
-  char url[64];
-  url_of(url, sizeof url, AF_INET, port);
-  struct udp_tracker_announce_args a = test_args();
+  ck_assert_uint_ne(rig_open(&g, &f, FAKE_SILENT, AF_INET), 0);
+  struct udp_tracker_client *c = g.c;
+  const char *url = g.url;
+  struct udp_tracker_announce_args a = g.a;
   struct outcome o = { 0 };
   struct udp_tracker_req *r1, *r2;
   /* Bad arguments: an error, no callback. */
@@ -781,20 +782,18 @@ START_TEST(test_transport_cancel_and_close)
   ck_assert_uint_eq(udp_tracker_pending(c), 0);
   /* Cancelled while waiting for an answer. */
   ck_assert_int_eq(udp_tracker_announce(c, url, &a, 5000, 3, on_done, &o, &r2), 0);
-  uint64_t end = uv_now(&loop) + 3000;
-  while (f.got == 0 && uv_now(&loop) < end)
-    uv_run(&loop, UV_RUN_ONCE);
+  uint64_t end = uv_now(&g.loop) + 3000;
+  while (f.got == 0 && uv_now(&g.loop) < end)
+    uv_run(&g.loop, UV_RUN_ONCE);
   ck_assert_uint_eq(f.got, 1);
   udp_tracker_cancel(r2);
   /* Pending requests when the client closes: no callback either. */
   ck_assert_int_eq(udp_tracker_announce(c, url, &a, 5000, 3, on_done, &o, NULL), 0);
   ck_assert_int_eq(udp_tracker_announce(c, url, &a, 5000, 3, on_done, &o, NULL), 0);
-  end = uv_now(&loop) + 3000;
-  while (f.got < 3 && uv_now(&loop) < end)
-    uv_run(&loop, UV_RUN_ONCE);
-  udp_tracker_client_close(c);
-  fake_stop(&f);
-  drain(&loop);
+  end = uv_now(&g.loop) + 3000;
+  while (f.got < 3 && uv_now(&g.loop) < end)
+    uv_run(&g.loop, UV_RUN_ONCE);
+  rig_close(&g);
   ck_assert_int_eq(o.calls, 0);
 }
 END_TEST
