@@ -1051,7 +1051,7 @@ int storage_check_some(struct storage *s, struct bitfield *have, const struct bi
   c->nslots = (uint32_t)n;
   c->slots = calloc(c->nslots, sizeof(*c->slots));
   if (c->slots == NULL || bitfield_init(&c->candidate, s->m->num_pieces) < 0 ||
-      (only && bitfield_init(&c->mask, s->m->num_pieces) < 0)) {
+      (only && bitfield_dup(&c->mask, only) < 0)) {
     bitfield_free(&c->candidate);
     free(c->slots);
     free(c);
@@ -1062,11 +1062,7 @@ int storage_check_some(struct storage *s, struct bitfield *have, const struct bi
   c->progress = progress;
   c->done = done;
   c->ctx = ctx;
-  if (only) {
-    c->masked = true;
-    memcpy(c->mask.bits, only->bits, bitfield_bytes(only->nbits));
-    c->mask.count = only->count;
-  }
+  c->masked = only != NULL;
   int rc = storage_queue(s, &c->scan, storage_check_scan_run, storage_check_scan_finish);
   if (rc < 0) {
     bitfield_free(&c->mask);

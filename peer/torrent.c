@@ -1498,9 +1498,13 @@ int torrent_start(struct torrent *t)
   }
   if (t->use_resume) {
     /* trusted pieces stay set; only the ones to recheck are read */
-    memcpy(t->have.bits, t->resume_have.bits, bitfield_bytes(t->have.nbits));
-    t->have.count = t->resume_have.count;
-    return storage_check_some(t->storage, &t->have, &t->recheck, on_check_progress, on_checked, t);
+    bitfield_copy(&t->have, &t->resume_have);
+    int r = storage_check_some(t->storage, &t->have, &t->recheck, on_check_progress, on_checked, t);
+    /* used once: the check keeps its own copy of the mask */
+    bitfield_free(&t->resume_have);
+    bitfield_free(&t->recheck);
+    t->use_resume = false;
+    return r;
   }
   return storage_check(t->storage, &t->have, on_check_progress, on_checked, t);
 }
@@ -1662,14 +1666,9 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
     if (opts->resume_have->nbits != n || (opts->recheck && opts->recheck->nbits != n))
       goto fail;
     r = UV_ENOMEM;
-    if (bitfield_init(&t->resume_have, n) < 0 || bitfield_init(&t->recheck, n) < 0)
+    if (bitfield_dup(&t->resume_have, opts->resume_have) < 0 ||
+        (opts->recheck ? bitfield_dup(&t->recheck, opts->recheck) : bitfield_init(&t->recheck, n)) < 0)
       goto fail;
-    for (uint32_t i = 0; i < n; i++) {
-      if (bitfield_get(opts->resume_have, i))
-        bitfield_set(&t->resume_have, i);
-      if (opts->recheck && bitfield_get(opts->recheck, i))
-        bitfield_set(&t->recheck, i);
-    }
     t->use_resume = true;
   }
   uv_timer_init(s->loop, &t->tick);
@@ -1706,17 +1705,88 @@ static int adopt_md_bits(struct torrent *t, struct peer *p)
   return 0;
 }
 
-void torrent__set_metadata(struct torrent *t, uint8_t *info, uint32_t size)
+/* Checking a magnet's info dict: one SHA-1 (the parse computes the
+ * infohash) on the threadpool; the assembler's buffer is borrowed until the
+ * job is back (it takes no more pieces meanwhile, and the torrent is not
+ * freed while jobs are in flight). */
+struct md_job {
+  uv_work_t req;
+  struct torrent *t;
+  const uint8_t *info;
+  uint32_t size;
+  uint8_t infohash[20];
+  struct manifest *full;       /* parsed and matching */
+  bool mismatch;               /* its SHA-1 is not the infohash */
+  int err;
+  char msg[SHOAL_ERRLEN];
+};
+
+static void md_work(uv_work_t *req)
 {
-  char err[SHOAL_ERRLEN];
-  struct manifest *full;
-  int r = manifest_parse_info(info, size, &full, err, sizeof err);
-  free(info);
-  if (r < 0) {
-    LOG_ERROR("%s: the torrent's metadata is invalid: %s", t->m->name, err);
-    fail_torrent(t, r, "invalid metadata");
+  struct md_job *j = container_of(req, struct md_job, req);
+  j->err = manifest_parse_info(j->info, j->size, &j->full, j->msg, sizeof j->msg);
+  if (j->err == 0) {
+    j->mismatch = memcmp(j->full->infohash, j->infohash, 20) != 0;
+  } else {
+    uint8_t h[HASH_SHA1_LEN];                  /* unparsable: garbage, or a bad dict that matches? */
+    hash_sha1(j->info, j->size, h);
+    j->mismatch = memcmp(h, j->infohash, 20) != 0;
+    j->full = NULL;
+  }
+  if (j->mismatch && j->full) {
+    manifest_free(j->full);
+    j->full = NULL;
+  }
+}
+
+static void set_metadata(struct torrent *t, struct manifest *full);
+
+static void md_done(uv_work_t *req, int status)
+{
+  struct md_job *j = container_of(req, struct md_job, req);
+  struct torrent *t = j->t;
+  struct manifest *full = j->full;
+  t->jobs_in_flight--;
+  if (t->state == TORRENT_STOPPING || t->state == TORRENT_ERROR || status < 0) {
+    if (full)
+      manifest_free(full);
+    ext_md_asm_restart(&t->md);
+    if (t->state == TORRENT_STOPPING)
+      maybe_stopped(t);
+  } else if (j->mismatch) {
+    LOG_WARN("%s: the metadata received does not match the infohash; fetching it again", t->m->name);
+    ext_md_asm_restart(&t->md);               /* the tick asks peers again */
+  } else if (full == NULL) {
+    LOG_ERROR("%s: the torrent's metadata is invalid: %s", t->m->name, j->msg);
+    fail_torrent(t, j->err, "invalid metadata");
+  } else {
+    set_metadata(t, full);
+  }
+  free(j);
+}
+
+void torrent__verify_metadata(struct torrent *t)
+{
+  struct md_job *j = calloc(1, sizeof *j);
+  if (j == NULL) {
+    ext_md_asm_restart(&t->md);
     return;
   }
+  j->t = t;
+  j->info = t->md.data;
+  j->size = t->md.size;
+  memcpy(j->infohash, t->m->infohash, 20);
+  if (uv_queue_work(t->session->loop, &j->req, md_work, md_done) < 0) {
+    free(j);
+    ext_md_asm_restart(&t->md);
+    return;
+  }
+  t->jobs_in_flight++;
+}
+
+static void set_metadata(struct torrent *t, struct manifest *full)
+{
+  int r;
   /* keep the trackers the magnet link named */
   full->tiers = t->m->tiers;
   full->num_tiers = t->m->num_tiers;
