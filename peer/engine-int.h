@@ -233,8 +233,10 @@ void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx);  /* the
 void torrent__free(struct torrent *t);
 
 /* torrent.c: called by exchange.c */
-/* A magnet's info dict arrived and matched the infohash (info taken over). */
-void torrent__set_metadata(struct torrent *t, uint8_t *info, uint32_t size);
+/* Every piece of a magnet's info dict is in t->md: it is hashed against the
+ * infohash and parsed on the threadpool, then the torrent goes on (or the
+ * fetch starts over on a mismatch, or the torrent fails on an invalid dict). */
+void torrent__verify_metadata(struct torrent *t);
 uint32_t torrent__num_pieces(const struct torrent *t);  /* WIRE_PIECES_UNKNOWN before metadata */
 
 /* exchange.c: BEP 10 extension messages -- handshake, ut_metadata (BEP 9), ut_pex (BEP 11) */

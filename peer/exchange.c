@@ -81,16 +81,9 @@ static int on_metadata(struct torrent *t, struct peer *p, const struct wire_msg 
       return 0;                                /* late: we have it already */
     if (p->md_inflight > 0)
       p->md_inflight--;
-    int r = ext_md_asm_add(&t->md, msg.piece, msg.data, msg.data_len);
-    if (r == SHOAL_EHASH) {
-      LOG_WARN("%s: the metadata received does not match the infohash; fetching it again", t->m->name);
-      return 0;
-    }
+    int r = ext_md_asm_put(&t->md, msg.piece, msg.data, msg.data_len);
     if (r == 1) {
-      uint32_t size;
-      uint8_t *info = ext_md_asm_take(&t->md, &size);
-      if (info)
-        torrent__set_metadata(t, info, size);
+      torrent__verify_metadata(t);             /* hashed and parsed on the threadpool */
       return 0;
     }
     if (r < 0)

@@ -389,7 +389,7 @@ void ext_md_asm_unask(struct ext_md_asm *a, uint32_t piece)
     a->asked_ms[piece] = 0;
 }
 
-int ext_md_asm_add(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, size_t len)
+int ext_md_asm_put(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, size_t len)
 {
   if (a->done)
     return SHOAL_EEXISTS;
@@ -400,17 +400,30 @@ int ext_md_asm_add(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, si
   memcpy(a->data + (size_t)piece * EXT_MD_BLOCK, data, len);
   a->have[piece] = 1;
   a->nhave++;
-  if (a->nhave < a->npieces)
-    return 0;
+  return a->nhave == a->npieces;
+}
+
+void ext_md_asm_restart(struct ext_md_asm *a)
+{
+  if (a->done || a->have == NULL)
+    return;
+  memset(a->have, 0, a->npieces);
+  memset(a->asked_ms, 0, (size_t)a->npieces * sizeof *a->asked_ms);
+  a->nhave = 0;
+}
+
+int ext_md_asm_add(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, size_t len)
+{
+  int r = ext_md_asm_put(a, piece, data, len);
+  if (r != 1)
+    return r;
   uint8_t h[HASH_SHA1_LEN];
   hash_sha1(a->data, a->size, h);
   if (memcmp(h, a->infohash, HASH_SHA1_LEN) == 0) {
     a->done = true;
     return 1;
   }
-  memset(a->have, 0, a->npieces);
-  memset(a->asked_ms, 0, (size_t)a->npieces * sizeof *a->asked_ms);
-  a->nhave = 0;
+  ext_md_asm_restart(a);
   return SHOAL_EHASH;
 }
 

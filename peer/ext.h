@@ -208,6 +208,15 @@ void ext_md_asm_unask(struct ext_md_asm *a, uint32_t piece);
  * real info dicts are well under 1 MiB). */
 int ext_md_asm_add(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, size_t len);
 
+/* ext_md_asm_add without the hash, for callers that verify off the event
+ * loop: stores the piece and returns 1 when every piece is in (a->data then
+ * holds the unverified metadata; further pieces are ignored as duplicates
+ * until ext_md_asm_restart), else 0 or the same errors as ext_md_asm_add. */
+int ext_md_asm_put(struct ext_md_asm *a, uint32_t piece, const uint8_t *data, size_t len);
+/* Drops every piece held (the size is kept): fetching starts over, as after
+ * a hash mismatch.  No-op once done. */
+void ext_md_asm_restart(struct ext_md_asm *a);
+
 /* Once done, hands the metadata buffer (size bytes) to the caller, who
  * free()s it; the assembler then holds nothing.  NULL when not done. */
 uint8_t *ext_md_asm_take(struct ext_md_asm *a, uint32_t *size);

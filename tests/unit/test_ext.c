@@ -662,6 +662,36 @@ START_TEST(test_asm_in_order)
 }
 END_TEST
 
+/* put stores without hashing: 1 when complete, not done; later pieces are
+ * duplicates; restart drops everything and fetching starts over. */
+START_TEST(test_asm_put_restart)
+{
+  uint8_t ih[20];
+  const uint32_t size = 2 * 16384 + 7;
+  uint8_t *md = make_md(size, ih);
+  struct ext_md_asm a;
+  ext_md_asm_init(&a, ih);
+  ck_assert_int_eq(ext_md_asm_put(&a, 0, md, 16384), SHOAL_EPROTO);   /* size unknown */
+  ck_assert_int_eq(ext_md_asm_set_size(&a, size), 0);
+  ck_assert_int_eq(ext_md_asm_put(&a, 0, md, 16384), 0);
+  ck_assert_int_eq(ext_md_asm_put(&a, 2, md + 2 * 16384, 7), 0);
+  ck_assert_int_eq(ext_md_asm_put(&a, 1, md + 16384, 16384), 1);
+  ck_assert(!a.done);                                                 /* not verified */
+  ck_assert_mem_eq(a.data, md, size);
+  ck_assert_int_eq(ext_md_asm_put(&a, 1, md + 16384, 16384), 0);     /* a duplicate now */
+  uint32_t piece, got;
+  ck_assert_int_eq(ext_md_asm_pick(&a, 1000, 0, &piece), SHOAL_ENOTFOUND);
+  ext_md_asm_restart(&a);
+  ck_assert_uint_eq(a.nhave, 0);
+  ck_assert_uint_eq(a.size, size);
+  ck_assert_int_eq(ext_md_asm_pick(&a, 1000, 0, &piece), 0);
+  ck_assert_uint_eq(piece, 0);
+  ck_assert_ptr_null(ext_md_asm_take(&a, &got));                      /* nothing verified */
+  ext_md_asm_free(&a);
+  free(md);
+}
+END_TEST
+
 START_TEST(test_asm_out_of_order_dups)
 {
   uint8_t ih[20];
@@ -1175,6 +1205,7 @@ Suite *ext_suite(void)
   tcase_add_test(tc, test_md_parse_data);
   tcase_add_test(tc, test_asm_in_order);
   tcase_add_test(tc, test_asm_out_of_order_dups);
+  tcase_add_test(tc, test_asm_put_restart);
   tcase_add_test(tc, test_asm_bad_hash);
   tcase_add_test(tc, test_asm_pick_timeout);
   tcase_add_test(tc, test_asm_max_size);
