@@ -785,7 +785,7 @@ static void dt_fail_start(struct dt *x, int r, const char *what)
   dt_mark_dirty(x, false);
 }
 
-static void reload_manifest(struct dt *x, struct manifest *encoded_from);
+static void reload_manifest(struct dt *x);
 
 struct prepare_job {
   uv_work_t req;
@@ -862,7 +862,7 @@ static void prepare_done(uv_work_t *req, int status)
   bitfield_free(&recheck);
   if (r < 0) {
     dt_fail_start(x, r, "cannot start");
-    reload_manifest(x, NULL);
+    reload_manifest(x);
     return;
   }
   bool custom = false;
@@ -924,12 +924,11 @@ static void dt_start(struct dt *x)
   x->busy++;
 }
 
-/* ---- getting the manifest back after a stop (parse on the threadpool) ---- */
+/* ---- reading the .torrent back after a failed start (threadpool) ---- */
 
 struct reload_job {
   uv_work_t req;
   struct dt *x;
-  struct buf data;
   struct manifest *m;
   int err;
   char msg[SHOAL_ERRLEN];
@@ -938,15 +937,11 @@ struct reload_job {
 static void reload_work(uv_work_t *req)
 {
   struct reload_job *j = container_of(req, struct reload_job, req);
-  if (j->data.len)
-    j->err = manifest_parse(j->data.p, j->data.len, &j->m, j->msg, sizeof j->msg);
-  else {
-    char name[64];
-    snprintf(name, sizeof name, "%s.torrent", j->x->hex);
-    char *path = path_join(j->x->d->torrents_dir, name);
-    j->err = path ? manifest_load(path, &j->m, j->msg, sizeof j->msg) : UV_ENOMEM;
-    free(path);
-  }
+  char name[64];
+  snprintf(name, sizeof name, "%s.torrent", j->x->hex);
+  char *path = path_join(j->x->d->torrents_dir, name);
+  j->err = path ? manifest_load(path, &j->m, j->msg, sizeof j->msg) : UV_ENOMEM;
+  free(path);
 }
 
 static void reload_done(uv_work_t *req, int status)
@@ -963,36 +958,36 @@ static void reload_done(uv_work_t *req, int status)
       manifest_free(j->m);
     LOG_ERROR("%s: cannot read the torrent back: %s", x->hex, j->err ? j->msg : uv_strerror(status));
   }
-  buf_free(&j->data);
   free(j);
   maybe_finish(x);
   daemon_kick(x->d);
 }
 
-/* Parses the manifest again, from m's encoding when given (m still alive),
- * else from the saved .torrent file. */
-static void reload_manifest(struct dt *x, struct manifest *from)
+/* Reads the saved .torrent again: for a start that failed after the
+ * session had taken the manifest. */
+static void reload_manifest(struct dt *x)
 {
   struct reload_job *j = calloc(1, sizeof *j);
   if (j == NULL)
     return;
   j->x = x;
-  buf_init(&j->data, MANIFEST_MAX_FILE_SIZE);
-  if (from && manifest_encode(from, &j->data) < 0)
-    buf_free(&j->data);
   if (uv_queue_work(x->d->loop, &j->req, reload_work, reload_done) < 0) {
-    buf_free(&j->data);
     free(j);
     return;
   }
   x->busy++;
 }
 
-static void on_dt_removed(void *ctx)
+static void on_dt_removed(void *ctx, struct manifest *m)
 {
   struct dt *x = ctx;
   x->stopping = false;
   x->busy--;
+  /* the engine hands the manifest back: kept for the next start */
+  if (m && x->m == NULL && !x->removed)
+    x->m = m;
+  else
+    manifest_free(m);
   /* files are closed and every write is done: the stamps taken now are final */
   if (!x->removed)
     dt_save(x);
@@ -1006,10 +1001,6 @@ static void dt_stop(struct dt *x)
   if (t == NULL || x->stopping)
     return;
   dt_snapshot(x);
-  struct torrent_stats st;
-  torrent_get_stats(t, &st);
-  if (st.state != TORRENT_METADATA && x->m == NULL && !x->removed)
-    reload_manifest(x, (struct manifest *)torrent_manifest(t));
   x->t = NULL;
   x->stopping = true;
   x->busy++;

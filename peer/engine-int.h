@@ -175,7 +175,7 @@ struct torrent {
   bool use_resume;
   void (*stopped_cb)(void *ctx);
   void *stopped_ctx;
-  void (*removed_cb)(void *ctx);    /* session_remove's caller */
+  session_removed_cb removed_cb;     /* session_remove's caller */
   void *removed_ctx;
   unsigned stop_pending;            /* things still to finish before stopped_cb */
 };
@@ -231,6 +231,9 @@ int torrent__new(struct session *s, struct manifest *m, const struct torrent_opt
                  const struct torrent_events *ev, void *ctx, struct torrent **out);
 void torrent__stop(struct torrent *t, void (*cb)(void *ctx), void *ctx);  /* then torrent__free */
 void torrent__free(struct torrent *t);
+/* A stopped torrent's manifest, handed over before torrent__free (NULL
+ * when the metadata never came: the stub is freed with the torrent). */
+struct manifest *torrent__take_manifest(struct torrent *t);
 
 /* torrent.c: called by exchange.c */
 /* Every piece of a magnet's info dict is in t->md: it is hashed against the

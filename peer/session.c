@@ -297,17 +297,20 @@ static void on_removed(void *arg)
 {
   struct torrent *t = arg;
   struct session *s = t->session;
-  void (*cb)(void *) = t->removed_cb;
+  session_removed_cb cb = t->removed_cb;
   void *ctx = t->removed_ctx;
+  struct manifest *m = torrent__take_manifest(t);
   torrent__free(t);
   s->removing--;
   if (cb)
-    cb(ctx);
+    cb(ctx, m);
+  else
+    manifest_free(m);
   if (s->closing)
     on_torrent_stopped(s);
 }
 
-void session_remove(struct session *s, struct torrent *t, void (*cb)(void *ctx), void *ctx)
+void session_remove(struct session *s, struct torrent *t, session_removed_cb cb, void *ctx)
 {
   struct torrent **pp = &s->torrents;
   while (*pp && *pp != t)

@@ -37,10 +37,13 @@ void session_close(struct session *s, void (*cb)(void *ctx), void *ctx);
 
 /* Stops one torrent as session_close would (peers closed, tracker
  * `stopped` sent, writes finished, files closed), takes it out of the
- * session and frees it; cb(ctx) then (may be NULL).  No event of t fires
- * after this returns and t must not be used again.  If the session is
- * closed meanwhile, its close waits for this to finish. */
-void session_remove(struct session *s, struct torrent *t, void (*cb)(void *ctx), void *ctx);
+ * session and frees it; then cb(ctx, m) (cb may be NULL), where m is the
+ * torrent's manifest handed back to the caller (manifest_free it, or add
+ * the torrent again with it), or NULL for a magnet whose metadata never
+ * came.  No event of t fires after this returns and t must not be used
+ * again.  If the session is closed meanwhile, its close waits for this. */
+typedef void (*session_removed_cb)(void *ctx, struct manifest *m);
+void session_remove(struct session *s, struct torrent *t, session_removed_cb cb, void *ctx);
 
 /* Payload rate limits over every torrent, bytes/s (0 = unlimited): token
  * buckets on the loop (common/ratelimit), smooth within a second.  The

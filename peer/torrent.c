@@ -1866,12 +1866,28 @@ int torrent_set_file_priorities(struct torrent *t, const uint8_t *prio, uint32_t
   return 0;
 }
 
-void torrent__free(struct torrent *t)
+static void free_pbufs(struct torrent *t)
 {
   if (t->pbuf)
     for (uint32_t i = 0; i < t->m->num_pieces; i++)
       free(t->pbuf[i]);
   free(t->pbuf);
+  t->pbuf = NULL;
+}
+
+struct manifest *torrent__take_manifest(struct torrent *t)
+{
+  if (!t->has_metadata)
+    return NULL;
+  free_pbufs(t);                               /* the last user of the piece count */
+  struct manifest *m = t->m;
+  t->m = NULL;
+  return m;
+}
+
+void torrent__free(struct torrent *t)
+{
+  free_pbufs(t);
   if (t->picker)
     picker_free(t->picker);
   bitfield_free(&t->have);
