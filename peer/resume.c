@@ -501,14 +501,12 @@ int resume_write_atomic(const char *path, const void *data, size_t len)
   }
   /* The rename is durable once the folder is. */
   const char *slash = strrchr(path, '/');
-  if (slash == NULL)
-    strcpy(dir, ".");
-  else if (slash == path)
-    strcpy(dir, "/");
-  else {
-    memcpy(dir, path, (size_t)(slash - path));
-    dir[slash - path] = 0;
-  }
+  size_t dlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+  if (dlen == 0)
+    dir[dlen++] = '.';
+  else
+    memcpy(dir, path, dlen);
+  dir[dlen] = 0;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) {
     rc = -errno;
